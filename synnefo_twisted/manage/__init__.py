@@ -1,0 +1,3 @@
+"""
+snf-manage: the admin command line.
+"""

@@ -1,0 +1,106 @@
+# -*- test-case-name: tests.manage.test_main -*-
+"""
+The command registry of snf-manage and what a command receives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import IO, Any
+
+import attrs
+from twisted.internet.defer import Deferred, succeed
+
+from synnefo_twisted.config import Config
+
+
+class CommandError(Exception):
+    """
+    The command cannot do what was asked; C{str(error)} is shown to the
+    operator (one line) and the exit status is 1.
+    """
+
+
+@attrs.define
+class ManageContext:
+    """
+    What a command runs with.
+
+    @ivar reactor: the running reactor.
+    @ivar config: the validated configuration.
+    @ivar outputFormat: C{pretty}, C{json} or C{csv}.
+    @ivar out: where results go (standard output).
+    @ivar err: where progress and warnings go (standard error).
+    @ivar stdin: where confirmations are read from.
+    """
+
+    reactor: Any
+    config: Config
+    outputFormat: str = "pretty"
+    out: IO[str] = attrs.field(factory=lambda: sys.stdout)
+    err: IO[str] = attrs.field(factory=lambda: sys.stderr)
+    stdin: IO[str] = attrs.field(factory=lambda: sys.stdin)
+    _database: Any = None
+
+    def database(self) -> Deferred[Any]:
+        """
+        The configured database, started (connected) on first use.
+        """
+        if self._database is not None:
+            return succeed(self._database)
+        from synnefo_twisted.db import openDatabase
+
+        settings = self.config.section("database")
+        database = openDatabase(settings["url"], self.reactor, poolSize=1)
+        self._database = database
+        return Deferred.fromCoroutine(_start(database))
+
+    def close(self) -> Deferred[None]:
+        database, self._database = self._database, None
+        if database is None:
+            return succeed(None)
+        return database.stopService()
+
+
+async def _start(database: Any) -> Any:
+    await database.startService()
+    return database
+
+
+@attrs.frozen
+class Command:
+    """
+    One snf-manage command.
+
+    @ivar arguments: adds the command's arguments to its sub-parser.
+    @ivar run: C{run(context, args)}: a Deferred, a value or None; raise
+        L{CommandError} for operator mistakes.
+    """
+
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[ManageContext, argparse.Namespace], Any]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None] = lambda p: None
+) -> Callable[[Callable[[ManageContext, argparse.Namespace], Any]], Callable[[ManageContext, argparse.Namespace], Any]]:
+    """
+    Register a function as the command C{name}.
+    """
+
+    def register(
+        run: Callable[[ManageContext, argparse.Namespace], Any],
+    ) -> Callable[[ManageContext, argparse.Namespace], Any]:
+        if name in COMMANDS:
+            raise ValueError(f"command {name!r} registered twice")
+        COMMANDS[name] = Command(name, help, arguments, run)
+        return run
+
+    return register
