@@ -1,0 +1,77 @@
+"""
+The API tests again on the real PostgreSQL server (C{realservices.PG_URL}),
+each in a schema of its own: the same handlers and repositories, the other
+driver (boolean, timestamp and conflict handling differ between the two).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+
+from synnefo_twisted.db import openDatabase
+from synnefo_twisted.db.migrations import migrate
+from tests.integration import realservices
+from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
+from tests.web import test_auth, test_compute, test_identity, test_openapi
+
+
+class PostgresMixin(SchemaMixin):
+    def openDatabase(self) -> Deferred[Any]:
+        return Deferred.fromCoroutine(self._openPostgres())
+
+    async def _openPostgres(self) -> Any:
+        database = openDatabase(withSearchPath(realservices.PG_URL, self.makeSchema()), reactor, poolSize=2)
+        await database.startService()
+        await migrate(database)
+        return database
+
+
+class AuthTests(PostgresMixin, test_auth.AuthTests):
+    """
+    Token authentication on PostgreSQL.
+    """
+
+
+class TokensTests(PostgresMixin, test_identity.TokensTests):
+    """
+    Identity tokens on PostgreSQL.
+    """
+
+
+class CatalogTests(PostgresMixin, test_identity.CatalogTests):
+    """
+    User catalogs on PostgreSQL.
+    """
+
+
+class FlavorTests(PostgresMixin, test_compute.FlavorTests):
+    """
+    Flavors on PostgreSQL.
+    """
+
+
+class ImageTests(PostgresMixin, test_compute.ImageTests):
+    """
+    Images on PostgreSQL.
+    """
+
+
+class KeyPairTests(PostgresMixin, test_compute.KeyPairTests):
+    """
+    Key pairs on PostgreSQL.
+    """
+
+
+class LimitTests(PostgresMixin, test_compute.LimitTests):
+    """
+    Limits on PostgreSQL.
+    """
+
+
+class OpenAPIDocumentTests(PostgresMixin, test_openapi.OpenAPIDocumentTests):
+    """
+    The OpenAPI document on PostgreSQL (public routes need no token).
+    """

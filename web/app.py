@@ -1,0 +1,65 @@
+# -*- test-case-name: tests.web.test_app -*-
+"""
+The API as one Klein resource tree: identity, compute and C{/openapi.json}.
+
+Mount points for the rest (each a class with C{register(router)}):
+C{/network/v2.0} (network API), C{/image/v1.0} (image API),
+C{/vmapi/v1.0} (server parameters); add them in L{APIApplication.__init__}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+
+from synnefo_twisted import __version__
+from synnefo_twisted.db.repositories import (
+    FlavorRepository,
+    ImageRepository,
+    KeyPairRepository,
+    ProjectRepository,
+    QuotaRepository,
+    UserRepository,
+)
+from web.auth import Authenticator
+from web.compute import ComputeAPI
+from web.identity import IdentityAPI
+from web.openapi import openAPIDocument
+from web.routing import Router
+
+
+class APIApplication:
+    """
+    Every API route over one database.
+
+    @param database: an L{synnefo_twisted.interfaces.IDatabase}.
+    @param clock: an L{twisted.internet.interfaces.IReactorTime}.
+    @param baseURL: the public URL of the API (C{[api] base_url}), used in
+        the service catalog and links.
+    """
+
+    def __init__(self, database: Any, clock: Any, baseURL: str) -> None:
+        self.baseURL = baseURL.rstrip("/")
+        users = UserRepository(database)
+        projects = ProjectRepository(database)
+        self.authenticator = Authenticator(users, clock)
+        self.router = Router(self.authenticator)
+        IdentityAPI(users, projects, self.authenticator, self.baseURL).register(self.router)
+        ComputeAPI(
+            FlavorRepository(database),
+            ImageRepository(database),
+            KeyPairRepository(database),
+            projects,
+            QuotaRepository(database),
+            self.baseURL,
+        ).register(self.router)
+        self.router.add("GET", "/openapi.json", self.openapi, "this document", auth="none", tag="meta")
+
+    def openapi(self, request: IRequest) -> dict[str, Any]:
+        return openAPIDocument(self.router.routes, self.baseURL, __version__)
+
+    def resource(self) -> IResource:
+        resource: IResource = self.router.app.resource()
+        return resource

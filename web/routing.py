@@ -1,0 +1,135 @@
+# -*- test-case-name: tests.web.test_app -*-
+"""
+The route table of the API: one Klein application whose routes are
+registered with what they need (no token, a user, an admin) and a summary,
+so that the OpenAPI document (L{web.openapi}) is built from the same table
+the application serves.
+
+Handlers take C{(request, user, **pathArguments)} (or C{(request,
+**pathArguments)} for public routes) and return a JSON-able object (200),
+a L{web.http.Reply}, or a Deferred/coroutine of either; they raise
+L{web.faults.Fault}s. Unknown URLs are 404 C{itemNotFound}, wrong methods
+405 C{notAllowed} with C{Allow}, anything unexpected 500 (logged).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from klein import Klein
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from web.auth import Authenticator, requireAdmin
+from web.faults import Fault, InternalServerError, ItemNotFound, NotAllowed
+from web.http import Reply, dumps, setCommonHeaders
+
+log = Logger()
+
+AUTH_KINDS = ("none", "user", "admin")
+
+
+@attrs.frozen
+class Route:
+    """
+    One method on one path (a werkzeug rule such as C{/compute/v2.0/flavors/<int:flavor_id>}).
+    """
+
+    method: str
+    path: str
+    summary: str
+    auth: str
+    tag: str
+
+
+class Router:
+    """
+    Routes and their handlers, over one Klein application (C{self.app}).
+    """
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.app = Klein()
+        self.routes: list[Route] = []
+        self._authenticator = authenticator
+        self.app.handle_errors(Exception)(self._failed)
+
+    def add(
+        self,
+        method: str,
+        path: str,
+        handler: Callable[..., Any],
+        summary: str,
+        auth: str = "user",
+        tag: str = "",
+    ) -> None:
+        """
+        Serve C{method path} with C{handler}.
+
+        @param auth: C{none} (public), C{user} (a valid token) or C{admin}
+            (a valid token of a user with the admin role).
+        """
+        if auth not in AUTH_KINDS:
+            raise ValueError(f"auth must be one of {AUTH_KINDS}, not {auth!r}")
+        route = Route(method.upper(), path, summary, auth, tag)
+        if any((r.method, r.path) == (route.method, route.path) for r in self.routes):
+            raise ValueError(f"route {route.method} {route.path} registered twice")
+        self.routes.append(route)
+        authenticator = self._authenticator
+
+        async def endpoint(request: IRequest, **kwargs: Any) -> bytes:
+            setCommonHeaders(request)
+            if auth == "none":
+                result = handler(request, **kwargs)
+            else:
+                user = await authenticator.authenticate(request)
+                if auth == "admin":
+                    requireAdmin(user)
+                result = handler(request, user, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return _render(request, result)
+
+        self.app.route(
+            path,
+            methods=[route.method],
+            endpoint=f"{route.method} {path}",
+            strict_slashes=False,
+        )(endpoint)
+
+    def _failed(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        if isinstance(error, Fault):
+            fault = error
+        elif isinstance(error, MethodNotAllowed):
+            fault = NotAllowed(error.valid_methods or ())
+        elif isinstance(error, NotFound):
+            fault = ItemNotFound("API endpoint not found")
+        elif isinstance(error, HTTPException):
+            fault = Fault(error.description or error.name)
+            fault.code = error.code or 500  # type: ignore[misc]
+        else:
+            log.failure("unexpected error serving {method} {uri}", failure, method=request.method, uri=request.uri)
+            fault = InternalServerError()
+        setCommonHeaders(request)
+        request.setResponseCode(fault.code)
+        for name, value in fault.headers.items():
+            request.setHeader(name, value)
+        return fault.body()
+
+
+def _render(request: IRequest, result: Any) -> bytes:
+    if isinstance(result, Reply):
+        request.setResponseCode(result.code)
+        for name, value in result.headers:
+            request.setHeader(name, value)
+        if result.body is None:
+            return b""
+        if isinstance(result.body, bytes):
+            return result.body
+        return dumps(result.body)
+    return dumps(result)
