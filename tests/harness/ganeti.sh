@@ -154,14 +154,30 @@ if [ ! -s /var/lib/ganeti/config.data ]; then
     'min:disk-size=1,cpu-count=1,disk-count=0,memory-size=32,nic-count=0,spindle-use=0/max:disk-size=1048576,cpu-count=64,disk-count=16,memory-size=1048576,nic-count=8,spindle-use=12'
 else
   log "cluster already initialised; starting any stopped daemons"
-  # Not "daemon-util start-all": on Debian without systemd it calls
-  # start-stop-daemon with a pidfile-only match, which bookworm's
-  # start-stop-daemon refuses for non-root pidfiles (confd, rapi, ...) when the
-  # daemon is already running ("... is insecure", exit 2).  check-and-start
-  # matches on pidfile+name and only starts what is not running.
+  # Not "daemon-util start-all" nor "check-and-start": on Debian without
+  # systemd both end in "start-stop-daemon --start --pidfile F --startas X"
+  # with a pidfile-only match, which bookworm's start-stop-daemon refuses
+  # ("matching only on non-root pidfile ... is insecure", exit 2) whenever the
+  # pidfile of a non-root daemon (confd, rapi, luxid, wconfd) is still there,
+  # e.g. after the daemons were killed. So: a daemon whose pidfile names a
+  # live process of that name is left alone; a stale pidfile is removed; then
+  # the daemon is started.
   for d in $(/usr/local/sbin/gnt-ns /usr/lib/ganeti/daemon-util list-start-daemons); do
     [ "$d" = ganeti-kvmd ] && continue   # exits at once without KVM; not needed
-    /usr/local/sbin/gnt-ns /usr/lib/ganeti/daemon-util check-and-start "$d"
+    pidfile=/var/run/ganeti/$d.pid
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    # A killed daemon can linger as a zombie (comm intact, state Z) until
+    # its parent reaps it: that one is not running.
+    if [ -n "$pid" ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" = "${d:0:15}" ] \
+       && [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" != Z ]; then
+      continue
+    fi
+    if [ -e "$pidfile" ]; then
+      log "removing stale pidfile of $d (pid '${pid}' is not running)"
+      rm -f "$pidfile"
+    fi
+    log "starting $d"
+    /usr/local/sbin/gnt-ns /usr/lib/ganeti/daemon-util start "$d"
   done
 fi
 
