@@ -28,7 +28,12 @@ from twisted.web.iweb import IRequest
 
 from synnefo_twisted.db.models import Server, User
 from synnefo_twisted.db.repositories import ServerRepository
-from synnefo_twisted.db.servers import ServerListRepository, ServerPasswordRepository, ServerTagRepository
+from synnefo_twisted.db.servers import (
+    ServerListRepository,
+    ServerParamsRepository,
+    ServerPasswordRepository,
+    ServerTagRepository,
+)
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.ganeti.errors import GanetiError
 from synnefo_twisted.logic import serverops, serverviews
@@ -169,6 +174,7 @@ class ServersAPI:
         self._servers = ServerRepository(database)
         self._lists = ServerListRepository(database)
         self._passwords = ServerPasswordRepository(database)
+        self._params = ServerParamsRepository(database)
         self._tags = ServerTagRepository(database)
 
     @property
@@ -283,6 +289,10 @@ class ServersAPI:
     async def createServer(self, request: IRequest, user: User, v: str) -> Reply:
         wanted = logic.parseCreateRequest(readJSON(request), self._options.limits)
         result = await serverops.createServer(self._db, self._backends, user, wanted, self._options)
+        # Expired secrets of earlier creates go now (they are unreadable already).
+        now = self.now()
+        await self._params.purgeExpired(now)
+        await self._passwords.purgeExpired(now)
         extras = await self._extras([result.server])
         view = serverviews.createdServer(result.server, self._links(v), result.adminPass, extras[result.server.id])
         return Reply(202, {"server": view})

@@ -188,6 +188,15 @@ class ServerPasswordRepository(_Repository):
         )
         return d.addCallback(lambda rows: str(rows[0][0]) if rows else None)
 
+    def purgeExpired(self, now: datetime) -> Deferred[int]:
+        """
+        Delete expired passwords; Deferred with how many.
+        """
+        d = self._query(
+            "DELETE FROM server_passwords WHERE expires IS NOT NULL AND expires <= %s RETURNING server_id", (now,)
+        )
+        return d.addCallback(len)
+
     def forget(self, serverId: int, now: datetime) -> Deferred[bool]:
         """
         Delete the password; Deferred True when a live one was there.

@@ -143,6 +143,12 @@ class ServerStoreMixin(_Base):
         self.assertFalse(await passwords.forget(server.id, NOW + timedelta(seconds=11)))
         await passwords.remember(server.id, "three")
         self.assertTrue(await passwords.forget(server.id, NOW))
+        other = await self.server("other")
+        await passwords.remember(server.id, "old", NOW)
+        await passwords.remember(other.id, "kept")
+        self.assertEqual(await passwords.purgeExpired(NOW), 1)
+        self.assertEqual(await passwords.get(other.id, NOW), "kept")
+        self.assertTrue(await passwords.forget(other.id, NOW))
         self.assertFalse(await passwords.forget(server.id, NOW))
 
     async def test_tags(self) -> None:

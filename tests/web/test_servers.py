@@ -363,12 +363,15 @@ class CreateTests(ServersTestCase):
 
     async def test_serverParamsExpire(self) -> None:
         """
-        Parameters not read within their lifetime are gone.
+        Parameters and passwords not read within their lifetime are gone, and purged by the next create.
         """
         await self.create()
         path = urlparse(self.lastOp()["osparams"]["config_url"]).path
         self.clock.advance(86401)
         self.assertFault(await self.call("GET", path), "itemNotFound", 404)
+        await self.create()
+        self.assertEqual(len(await self.database.runQuery("SELECT config_key FROM server_params")), 1)
+        self.assertEqual(len(await self.database.runQuery("SELECT server_id FROM server_passwords")), 1)
 
 
 class ReadTests(ServersTestCase):
