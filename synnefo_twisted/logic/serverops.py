@@ -8,6 +8,16 @@ L{synnefo_twisted.logic.backendselect}.
 
 Every function returns a Deferred and fails with a
 L{synnefo_twisted.logic.servers.ServerFault} when the request is refused.
+
+Quota: a create, and an action that changes what a server takes (start,
+stop, resize, destroy), issues a pending commission
+(L{QuotaRepository.issue}) checked against the project's and the member's
+limits, and stores its id as the server's C{serial_id} together with the
+job it submits (C{backendjobid}/C{task_job_id}). Whoever learns the job's
+outcome (the dispatcher, or reconciliation) resolves it by that id:
+C{QuotaRepository(tx).accept(server.serial_id)} when the job succeeded,
+C{reject(server.serial_id)} when it failed or was canceled; resolving twice
+is a no-op. A job that cannot be submitted has its commission rejected here.
 """
 
 from __future__ import annotations
