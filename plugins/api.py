@@ -6,7 +6,9 @@ Section C{[api]}:
   - C{listen}: the HTTP listener (Twisted endpoint);
   - C{base_url}: the public URL of the API, used in the service catalog and links;
   - C{seed_demo}: on start, create the demo flavors and image, and a demo
-    user (token logged) when there are no users yet.
+    user (token logged) when there are no users yet;
+  - C{image_file_roots}: directories below which users of the image API
+    may register local image files.
 """
 
 from __future__ import annotations
@@ -27,10 +29,24 @@ def checkBaseURL(value: str) -> str | None:
     return None
 
 
+def checkAbsolutePaths(value: list[str]) -> str | None:
+    bad = [p for p in value if not p.startswith("/")]
+    if bad:
+        return f"{bad[0]!r} is not an absolute path"
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("listen", "str", "tcp:8080:interface=127.0.0.1", "HTTP listener endpoint", check=checkEndpoint),
     Setting("base_url", "str", "http://127.0.0.1:8080", "public URL of the API (catalog, links)", check=checkBaseURL),
     Setting("seed_demo", "bool", True, "create demo flavors, image and (with no users yet) a demo user at start"),
+    Setting(
+        "image_file_roots",
+        "list[str]",
+        ["/var/lib/snf-image"],
+        "directories below which API users may register file:// images ([] refuses them)",
+        check=checkAbsolutePaths,
+    ),
 )
 
 
@@ -50,7 +66,14 @@ class APIPlugin:
         from web.service import APIService
 
         s = node.settings
-        return APIService(node.reactor, node.database, s["listen"], s["base_url"], seedDemo=s["seed_demo"])
+        return APIService(
+            node.reactor,
+            node.database,
+            s["listen"],
+            s["base_url"],
+            seedDemo=s["seed_demo"],
+            imageFileRoots=s["image_file_roots"],
+        )
 
 
 api = APIPlugin()

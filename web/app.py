@@ -9,6 +9,7 @@ C{/vmapi/v1.0} (server parameters); add them in L{APIApplication.__init__}.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.web.iweb import IRequest
@@ -23,9 +24,11 @@ from synnefo_twisted.db.repositories import (
     QuotaRepository,
     UserRepository,
 )
+from synnefo_twisted.logic.imageops import ImageRegistry
 from web.auth import Authenticator
 from web.compute import ComputeAPI
 from web.identity import IdentityAPI
+from web.image import ImageAPI
 from web.openapi import openAPIDocument
 from web.routing import Router
 
@@ -38,15 +41,19 @@ class APIApplication:
     @param clock: an L{twisted.internet.interfaces.IReactorTime}.
     @param baseURL: the public URL of the API (C{[api] base_url}), used in
         the service catalog and links.
+    @param imageFileRoots: directories below which users may register
+        file images (C{[api] image_file_roots}); C{clock} must then also
+        provide C{getThreadPool} (files are read in a thread).
     """
 
-    def __init__(self, database: Any, clock: Any, baseURL: str) -> None:
+    def __init__(self, database: Any, clock: Any, baseURL: str, imageFileRoots: Sequence[str] = ()) -> None:
         self.baseURL = baseURL.rstrip("/")
         users = UserRepository(database)
         projects = ProjectRepository(database)
         self.authenticator = Authenticator(users, clock)
         self.router = Router(self.authenticator)
         IdentityAPI(users, projects, self.authenticator, self.baseURL).register(self.router)
+        imageRegistry = ImageRegistry(database, clock, imageFileRoots)
         ComputeAPI(
             FlavorRepository(database),
             ImageRepository(database),
@@ -54,7 +61,9 @@ class APIApplication:
             projects,
             QuotaRepository(database),
             self.baseURL,
+            imageRegistry=imageRegistry,
         ).register(self.router)
+        ImageAPI(imageRegistry, self.baseURL).register(self.router)
         self.router.add("GET", "/openapi.json", self.openapi, "this document", auth="none", tag="meta")
 
     def openapi(self, request: IRequest) -> dict[str, Any]:

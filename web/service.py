@@ -6,6 +6,7 @@ stop listening.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.application.service import Service
@@ -41,12 +42,20 @@ class APIService(Service):
     name = "api"
     healthName = "api"
 
-    def __init__(self, reactor: Any, database: Any, endpoint: str, baseURL: str, seedDemo: bool = True) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        database: Any,
+        endpoint: str,
+        baseURL: str,
+        seedDemo: bool = True,
+        imageFileRoots: Sequence[str] = (),
+    ) -> None:
         self._reactor = reactor
         self._database = database
         self._endpoint = endpoint
         self._seed = seedDemo
-        self.application = APIApplication(database, reactor, baseURL)
+        self.application = APIApplication(database, reactor, baseURL, imageFileRoots)
         self.port: IListeningPort | None = None
 
     def startService(self) -> Deferred[None]:
