@@ -214,10 +214,10 @@ def parseLocation(raw: object) -> Location:
     """
     field = "location"
     text = _text(raw, field, maxLength=MAX_LOCATION).strip()
-    if any(c.isspace() for c in text):
-        raise _invalid(field, "white space is not allowed in a location")
     if text.startswith("/"):
         text = "file://" + quote(text)
+    if any(c.isspace() for c in text):
+        raise _invalid(field, "white space is not allowed in a URL (percent-encode it)")
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme not in LOCATION_SCHEMES:
