@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from synnefo_twisted.db.images import ImageRegistryRepository
@@ -72,8 +72,14 @@ class RegistryTests(TestCase):
     def setUp(self) -> Deferred[None]:  # type: ignore[override]
         return Deferred.fromCoroutine(self._setUp())
 
+    def openDatabase(self) -> Deferred[Any]:
+        """
+        A started, migrated database (overridden for PostgreSQL).
+        """
+        return memoryDatabase(reactor)
+
     async def _setUp(self) -> None:
-        self.database = await memoryDatabase(reactor)
+        self.database = await self.openDatabase()
         self.addCleanup(self.database.stopService)
         self.root = os.path.abspath(self.mktemp())
         os.makedirs(self.root)
@@ -116,6 +122,22 @@ class RegistryTests(TestCase):
         await self.registry.register(self.request(id="x-1"), self.alice)
         with self.assertRaises(ImageConflict):
             await self.registry.register(self.request(id="x-1"), self.bob)
+
+    async def test_racingRegistrations(self) -> None:
+        """
+        Registrations racing for one id: exactly one wins, the others are conflicts (not errors).
+        """
+        results = await DeferredList(
+            [
+                Deferred.fromCoroutine(self.registry.register(self.request(id="race"), Caller(f"u{i}")))
+                for i in range(4)
+            ],
+            consumeErrors=True,
+        )
+        won = [r for ok, r in results if ok]
+        lost = [r for ok, r in results if not ok]
+        self.assertEqual(len(won), 1)
+        self.assertEqual([f.check(ImageConflict) for f in lost], [ImageConflict] * 3)
 
     async def test_visibilityAndMembers(self) -> None:
         """
@@ -171,8 +193,11 @@ class RepositoryTests(TestCase):
     def setUp(self) -> Deferred[None]:  # type: ignore[override]
         return Deferred.fromCoroutine(self._setUp())
 
+    def openDatabase(self) -> Deferred[Any]:
+        return memoryDatabase(reactor)
+
     async def _setUp(self) -> None:
-        self.database = await memoryDatabase(reactor)
+        self.database = await self.openDatabase()
         self.addCleanup(self.database.stopService)
         self.images = ImageRepository(self.database)
         self.registry = ImageRegistryRepository(self.database)

@@ -15,7 +15,7 @@ from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.migrations import migrate
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
-from tests.web import test_auth, test_compute, test_identity, test_openapi
+from tests.web import test_auth, test_compute, test_identity, test_image, test_openapi
 
 
 class PostgresMixin(SchemaMixin):
@@ -74,4 +74,28 @@ class LimitTests(PostgresMixin, test_compute.LimitTests):
 class OpenAPIDocumentTests(PostgresMixin, test_openapi.OpenAPIDocumentTests):
     """
     The OpenAPI document on PostgreSQL (public routes need no token).
+    """
+
+
+class ImageRegisterTests(PostgresMixin, test_image.RegisterTests):
+    """
+    Image registration (files, URLs, JSON, refusals) on PostgreSQL.
+    """
+
+
+class ImageReadTests(PostgresMixin, test_image.ReadTests):
+    """
+    Image lists, filters, HEAD/GET and visibility on PostgreSQL.
+    """
+
+
+class ImageUpdateDeleteTests(PostgresMixin, test_image.UpdateDeleteTests):
+    """
+    Image updates, protection and deletion on PostgreSQL.
+    """
+
+
+class ImageMemberTests(PostgresMixin, test_image.MemberTests):
+    """
+    Image members and shared images on PostgreSQL.
     """
