@@ -96,8 +96,9 @@ def headerMetadata(request: IRequest) -> tuple[dict[str, object], dict[str, obje
 def requestMetadata(request: IRequest) -> tuple[dict[str, object], dict[str, object]]:
     """
     Metadata from the headers and, when the body is JSON, from
-    C{{"image": {...}}} (body fields win). Any other body is image data,
-    which the registry does not take.
+    C{{"image": {...}}} (body fields win; keys that are not Glance fields
+    are custom properties, as openstacksdk sends them). Any other body is
+    image data, which the registry does not take.
     """
     meta, properties = headerMetadata(request)
     content = getattr(request, "content", None)
@@ -122,7 +123,13 @@ def requestMetadata(request: IRequest) -> tuple[dict[str, object], dict[str, obj
         if not isinstance(extra, dict):
             raise BadRequest("Malformed request. Invalid 'properties' field")
         properties.update(extra)
-    meta.update({k: v for k, v in image.items() if v is not None})
+    for key, value in image.items():
+        if key in logic.KNOWN_FIELDS:
+            if value is not None:
+                meta[key] = value
+        else:
+            # openstacksdk sends custom properties in the image's root
+            properties[key] = value
     return meta, properties
 
 

@@ -54,6 +54,7 @@ REGISTER_FIELDS = (
 UPDATE_FIELDS = ("name", "disk_format", "container_format", "is_public", "min_disk", "min_ram", "protected", "owner")
 READ_ONLY_FIELDS = ("status", "created_at", "updated_at", "deleted_at", "deleted", "virtual_size", "is_snapshot")
 UNSUPPORTED_FIELDS = ("store", "copy_from")
+KNOWN_FIELDS = frozenset(REGISTER_FIELDS + READ_ONLY_FIELDS + UNSUPPORTED_FIELDS)
 
 SORT_KEYS = ("id", "name", "status", "size", "disk_format", "container_format", "created_at", "updated_at")
 SORT_DIRS = ("asc", "desc")

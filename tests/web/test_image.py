@@ -233,17 +233,26 @@ class RegisterTests(ImageAPITestCase):
 
     async def test_registerJSON(self) -> None:
         """
-        A JSON body {"image": {...}} (what openstacksdk sends) registers too; bad JSON is 400.
+        A JSON body {"image": {...}} (what openstacksdk sends; unknown keys are properties) registers too;
+        bad JSON is 400.
         """
         reply = await self.call(
             "POST",
             f"{P}/images",
             self.token,
-            body={"image": {"name": "j", "location": "http://h/j", "min_disk": 3, "properties": {"OS": "debian"}}},
+            body={
+                "image": {
+                    "name": "j",
+                    "location": "http://h/j",
+                    "min_disk": 3,
+                    "properties": {"OS": "debian"},
+                    "USERS": "root",
+                }
+            },
         )
         self.assertEqual(reply.code, 201, reply.body)
         image = reply.json()["image"]
-        self.assertEqual((image["min_disk"], image["properties"]), (3, {"OS": "debian"}))
+        self.assertEqual((image["min_disk"], image["properties"]), (3, {"OS": "debian", "USERS": "root"}))
         for body in (b"{", b"[]", b'{"image": {"name": "j", "location": "http://h/j", "properties": []}}'):
             reply = await self.call(
                 "POST", f"{P}/images", self.token, headers={"Content-Type": "application/json"}, raw=body
