@@ -53,7 +53,7 @@ class APIApplication:
         self.authenticator = Authenticator(users, clock)
         self.router = Router(self.authenticator)
         IdentityAPI(users, projects, self.authenticator, self.baseURL).register(self.router)
-        imageRegistry = ImageRegistry(database, clock, imageFileRoots)
+        self.imageRegistry = imageRegistry = ImageRegistry(database, clock, imageFileRoots)
         ComputeAPI(
             FlavorRepository(database),
             ImageRepository(database),

@@ -289,8 +289,8 @@ class ComputeAPI:
                     "public": image.is_public,
                     "metadata": dict(image.properties),
                     "is_snapshot": image.is_snapshot,
-                    "minDisk": 0,
-                    "minRam": 0,
+                    "minDisk": image.min_disk,
+                    "minRam": image.min_ram,
                 }
             )
         return item

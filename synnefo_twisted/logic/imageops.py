@@ -96,6 +96,13 @@ class ImageRegistry:
         self._reactor = reactor
         self._roots = None if fileRoots is None else tuple(fileRoots)
 
+    @property
+    def fileRoots(self) -> tuple[str, ...] | None:
+        """
+        Where API callers may register file images (None: anywhere).
+        """
+        return self._roots
+
     # -- reads -----------------------------------------------------------------------
 
     async def visible(self, caller: Caller) -> list[Image]:

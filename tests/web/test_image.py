@@ -480,6 +480,9 @@ class UpdateDeleteTests(ImageAPITestCase):
         self.assertEqual((image["name"], image["min_disk"], image["is_public"]), ("renamed", 10, True))
         self.assertEqual(image["properties"], {"USERS": "user", "gui": "no", "osfamily": "linux"})
         self.assertEqual(reply.header("X-Image-Meta-Name"), "renamed")
+        compute = (await self.call("GET", f"/compute/v2.0/images/{self.mine['id']}", self.token)).json()["image"]
+        self.assertEqual((compute["name"], compute["minDisk"], compute["public"]), ("renamed", 10, True))
+        self.assertEqual(compute["metadata"], image["properties"])
 
     async def test_updatePurge(self) -> None:
         """
