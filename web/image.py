@@ -248,7 +248,8 @@ class ImageAPI:
             query = logic.parseListQuery(_queryArgs(request))
         except ImageRequestError as e:
             raise fault(e) from None
-        images = logic.selectImages(await self._registry.visible(_caller(user)), query)
+        candidates = await self._registry.visible(_caller(user), includeDeleted=query.changesSince is not None)
+        images = logic.selectImages(candidates, query)
         page, _more = paginate(request, images, lambda i: i.id)
         if detail:
             return {"images": [logic.detailView(i, self._showLocation(i, user)) for i in page]}

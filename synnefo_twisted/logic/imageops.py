@@ -105,11 +105,12 @@ class ImageRegistry:
 
     # -- reads -----------------------------------------------------------------------
 
-    async def visible(self, caller: Caller) -> list[Image]:
+    async def visible(self, caller: Caller, includeDeleted: bool = False) -> list[Image]:
         """
-        The live images C{caller} sees: public, own and shared ones.
+        The live images C{caller} sees: public, own and shared ones (with
+        C{includeDeleted}, also the deleted ones that were public or own).
         """
-        return await self._images.list(owner=caller.uuid)
+        return await self._images.list(owner=caller.uuid, includeDeleted=includeDeleted)
 
     async def get(self, imageId: str, caller: Caller | None) -> Image:
         """

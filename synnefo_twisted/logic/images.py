@@ -522,13 +522,15 @@ class ListQuery:
     properties: Mapping[str, str] = attrs.field(factory=dict)
     sortKey: str = "created_at"
     sortDir: str = "desc"
+    changesSince: datetime | None = None
 
 
 def parseListQuery(args: Mapping[str, str]) -> ListQuery:
     """
     Glance v1 list parameters: filters C{name}, C{container_format},
     C{disk_format}, C{status}, C{size_min}, C{size_max}, C{is_public},
-    C{property-KEY}; C{sort_key} and C{sort_dir}.
+    C{property-KEY} and C{changes-since} (images updated since then,
+    deleted ones included); C{sort_key} and C{sort_dir}.
     """
     status = args.get("status")
     if status is not None:
@@ -542,6 +544,14 @@ def parseListQuery(args: Mapping[str, str]) -> ListQuery:
     if sortDir not in SORT_DIRS:
         raise _invalid("sort_dir", f"{sortDir!r} is not asc or desc")
     public = args.get("is_public")
+    since = None
+    if "changes-since" in args:
+        try:
+            since = datetime.fromisoformat(args["changes-since"].strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise _invalid("changes-since", f"{args['changes-since']!r} is not an ISO 8601 time") from None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
     return ListQuery(
         name=args.get("name"),
         containerFormat=args.get("container_format"),
@@ -553,6 +563,7 @@ def parseListQuery(args: Mapping[str, str]) -> ListQuery:
         properties={k[len("property-") :]: v for k, v in args.items() if k.startswith("property-")},
         sortKey=sortKey,
         sortDir=sortDir,
+        changesSince=since,
     )
 
 
@@ -563,6 +574,11 @@ def glanceStatus(image: Image) -> str:
 
 
 def _matches(image: Image, query: ListQuery) -> bool:
+    if query.changesSince is None:
+        if image.deleted:
+            return False
+    elif image.updated < query.changesSince:
+        return False
     if query.name is not None and image.name != query.name:
         return False
     if query.containerFormat is not None and image.container_format != query.containerFormat:

@@ -364,6 +364,27 @@ class ReadTests(ImageAPITestCase):
         self.assertEqual(await names("property-OS=x"), ["mine"])
         self.assertEqual(await names("is_public=true"), ["public"])
 
+    async def test_changesSince(self) -> None:
+        """
+        changes-since lists images updated since then, deleted ones included (status deleted); a bad time is 400.
+        """
+        await self.call("DELETE", f"{P}/images/{self.mine['id']}", self.token)
+        mine = await self.repo.get(self.mine["id"])
+        assert mine is not None
+        since = mine.updated.isoformat()
+        reply = await self.call("GET", f"{P}/images/detail?changes-since={since.replace('+', '%2B')}", self.token)
+        self.assertEqual(reply.code, 200, reply.body)
+        images = {i["name"]: i for i in reply.json()["images"]}
+        self.assertEqual(list(images), ["mine"])
+        self.assertEqual((images["mine"]["status"], images["mine"]["deleted"]), ("deleted", True))
+        self.assertIsNotNone(images["mine"]["deleted_at"])
+        reply = await self.call("GET", f"{P}/images?changes-since=2000-01-01T00:00:00Z", self.token)
+        self.assertEqual({i["name"] for i in reply.json()["images"]}, {"mine", "public", "shared"})
+        reply = await self.call("GET", f"{P}/images", self.token)
+        self.assertEqual({i["name"] for i in reply.json()["images"]}, {"public", "shared"})
+        reply = await self.call("GET", f"{P}/images?changes-since=yesterday", self.token)
+        self.assertIn("changes-since", self.assertFault(reply, "badRequest", 400)["message"])
+
     async def test_badListParameters(self) -> None:
         """
         Bad sort keys, directions, sizes, statuses, limits and markers are 400 naming the parameter.
