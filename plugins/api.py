@@ -21,7 +21,9 @@ Section C{[api]}:
   - C{fqdn_template}: C{SNF:fqdn} of servers, e.g. C{snf-{id}.vm.example.org};
   - C{stats_url}: base of the statistics graph URLs (empty: no statistics);
   - C{changes_since_limit}: the oldest C{changes-since} accepted (seconds);
-  - C{shared_resources}: servers may be shared to their project's members.
+  - C{shared_resources}: servers may be shared to their project's members;
+  - C{image_file_roots}: directories below which users of the image API
+    may register local image files.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def checkClientEndpoint(value: str) -> str | None:
 def checkBaseURL(value: str) -> str | None:
     if not value.startswith(("http://", "https://")):
         return "must be an http:// or https:// URL"
+    return None
+
+
+def checkAbsolutePaths(value: list[str]) -> str | None:
+    bad = [p for p in value if not p.startswith("/")]
+    if bad:
+        return f"{bad[0]!r} is not an absolute path"
     return None
 
 
@@ -86,6 +95,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stats_url", "str", "", "base URL of server statistics graphs (empty: statistics disabled)"),
     Setting("changes_since_limit", "float", 3600, "oldest changes-since accepted, seconds", check=checkPositive),
     Setting("shared_resources", "bool", False, "servers may be shared to the members of their project"),
+    Setting(
+        "image_file_roots",
+        "list[str]",
+        ["/var/lib/snf-image"],
+        "directories below which API users may register file:// images ([] refuses them)",
+        check=checkAbsolutePaths,
+    ),
 )
 
 
@@ -143,6 +159,7 @@ class APIPlugin:
             consoleBroker=broker,
             serverOptions=options,
             serverSettings=servers,
+            imageFileRoots=s["image_file_roots"],
         )
 
 

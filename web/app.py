@@ -9,7 +9,7 @@ C{/vmapi/v1.0} (server parameters); add them in L{APIApplication.__init__}.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.web.iweb import IRequest
@@ -24,10 +24,12 @@ from synnefo_twisted.db.repositories import (
     QuotaRepository,
     UserRepository,
 )
+from synnefo_twisted.logic.imageops import ImageRegistry
 from synnefo_twisted.logic.serverops import ServerOptions
 from web.auth import Authenticator
 from web.compute import ComputeAPI
 from web.identity import IdentityAPI
+from web.image import ImageAPI
 from web.openapi import openAPIDocument
 from web.routing import Router
 from web.servers import ExtraAction, ServersAPI
@@ -42,6 +44,9 @@ class APIApplication:
     @param clock: an L{twisted.internet.interfaces.IReactorTime}.
     @param baseURL: the public URL of the API (C{[api] base_url}), used in
         the service catalog and links.
+    @param imageFileRoots: directories below which users may register
+        file images (C{[api] image_file_roots}); C{clock} must then also
+        provide C{getThreadPool} (files are read in a thread).
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class APIApplication:
         serverOptions: ServerOptions | None = None,
         serverSettings: Mapping[str, Any] | None = None,
         extraServerActions: Mapping[str, ExtraAction] | None = None,
+        imageFileRoots: Sequence[str] = (),
     ) -> None:
         """
         @param backends: the L{IBackendRegistry}; the servers API is mounted
@@ -71,6 +77,7 @@ class APIApplication:
         self.authenticator = Authenticator(users, clock)
         self.router = Router(self.authenticator)
         IdentityAPI(users, projects, self.authenticator, self.baseURL).register(self.router)
+        self.imageRegistry = imageRegistry = ImageRegistry(database, clock, imageFileRoots)
         ComputeAPI(
             FlavorRepository(database),
             ImageRepository(database),
@@ -78,6 +85,7 @@ class APIApplication:
             projects,
             QuotaRepository(database),
             self.baseURL,
+            imageRegistry=imageRegistry,
         ).register(self.router)
         self.servers: ServersAPI | None = None
         if backends is not None:
@@ -93,6 +101,7 @@ class APIApplication:
             )
             self.servers.register(self.router)
         VMAPI(database, clock).register(self.router)
+        ImageAPI(imageRegistry, self.baseURL).register(self.router)
         self.router.add("GET", "/openapi.json", self.openapi, "this document", auth="none", tag="meta")
 
     def openapi(self, request: IRequest) -> dict[str, Any]:

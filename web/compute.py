@@ -25,8 +25,11 @@ from synnefo_twisted.db.repositories import (
     ProjectRepository,
     QuotaRepository,
 )
+from synnefo_twisted.logic.imageops import ImageRegistry
+from synnefo_twisted.logic.images import Caller, ImageRequestError
 from web.faults import BadRequest, Conflict, Forbidden, ItemNotFound, NotImplementedFault
 from web.http import Reply, attribute, isoformat, paginate, queryArg, readJSON
+from web.image import fault as image_fault
 from web.routing import Router
 
 VERSIONS = ("v2.0", "v2.1")
@@ -110,6 +113,7 @@ class ComputeAPI:
         quotas: QuotaRepository,
         baseURL: str,
         allowKeyGeneration: bool = True,
+        imageRegistry: ImageRegistry | None = None,
     ) -> None:
         self._flavors = flavors
         self._images = images
@@ -118,6 +122,7 @@ class ComputeAPI:
         self._quotas = quotas
         self._base = baseURL.rstrip("/")
         self._allowKeyGeneration = allowKeyGeneration
+        self._imageRegistry = imageRegistry
 
     def register(self, router: Router) -> None:
         tag = "compute"
@@ -284,8 +289,8 @@ class ComputeAPI:
                     "public": image.is_public,
                     "metadata": dict(image.properties),
                     "is_snapshot": image.is_snapshot,
-                    "minDisk": 0,
-                    "minRam": 0,
+                    "minDisk": image.min_disk,
+                    "minRam": image.min_ram,
                 }
             )
         return item
@@ -308,6 +313,12 @@ class ComputeAPI:
         raise NotImplementedFault("Creating images is not supported; register them with the image API")
 
     async def _getImage(self, user: User, imageId: str) -> Image:
+        if self._imageRegistry is not None:
+            # the registry's visibility: public, own and shared images
+            try:
+                return await self._imageRegistry.get(imageId, Caller(user.uuid, user.isAdmin))
+            except ImageRequestError as e:
+                raise image_fault(e) from None
         image = await self._images.get(imageId)
         if image is None or image.deleted or not (image.is_public or image.owner == user.uuid):
             raise ItemNotFound(f"Image {imageId} not found")
@@ -320,6 +331,13 @@ class ComputeAPI:
         image = await self._getImage(user, image_id)
         if image.owner != user.uuid and not user.isAdmin:
             raise Forbidden("Only the owner may delete an image")
+        if self._imageRegistry is not None:
+            # protection, deletion time and members as in the image API
+            try:
+                await self._imageRegistry.delete(image_id, Caller(user.uuid, user.isAdmin))
+            except ImageRequestError as e:
+                raise image_fault(e) from None
+            return Reply(204)
         await self._images.modify(image_id, deleted=True)
         return Reply(204)
 

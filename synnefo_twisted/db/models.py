@@ -202,6 +202,7 @@ class Flavor:
 class Image:
     """
     A registered image; C{properties} (metadata) are read with it.
+    C{min_disk} is in GiB, C{min_ram} in MiB.
     """
 
     id: str
@@ -218,7 +219,24 @@ class Image:
     deleted: bool = attrs.field(converter=parseBool)
     created: datetime = attrs.field(converter=_ts)
     updated: datetime = attrs.field(converter=_ts)
+    # added by migration 0004 (defaults keep keyword construction working)
+    min_disk: int = 0
+    min_ram: int = 0
+    protected: bool = attrs.field(default=False, converter=parseBool)
+    deleted_at: datetime | None = attrs.field(default=None, converter=parseTimestamp)
     properties: dict[str, str] = attrs.field(factory=dict, metadata={"column": False})
+
+
+@attrs.frozen
+class ImageMember:
+    """
+    An image shared with C{member} (a user uuid); with C{can_share} the
+    member may share it further.
+    """
+
+    image_id: str
+    member: str
+    can_share: bool = attrs.field(converter=parseBool)
 
 
 # -- servers -----------------------------------------------------------------------

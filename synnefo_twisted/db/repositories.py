@@ -394,6 +394,10 @@ class ImageRepository(_Repository):
         isPublic: bool = False,
         isSnapshot: bool = False,
         properties: Mapping[str, str] | None = None,
+        minDisk: int = 0,
+        minRam: int = 0,
+        protected: bool = False,
+        status: str = "AVAILABLE",
     ) -> Deferred[Image]:
         ident = imageId or str(uuidlib.uuid4())
         props = dict(properties or {})
@@ -401,8 +405,24 @@ class ImageRepository(_Repository):
         async def register(tx: Any) -> Image:
             rows = await tx.execute(
                 "INSERT INTO images (id, name, owner, location, size, checksum, disk_format, container_format, "
-                f"is_public, is_snapshot) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {self._cols}",
-                (ident, name, owner, location, size, checksum, diskFormat, containerFormat, isPublic, isSnapshot),
+                "is_public, is_snapshot, min_disk, min_ram, protected, status) "
+                f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {self._cols}",
+                (
+                    ident,
+                    name,
+                    owner,
+                    location,
+                    size,
+                    checksum,
+                    diskFormat,
+                    containerFormat,
+                    isPublic,
+                    isSnapshot,
+                    minDisk,
+                    minRam,
+                    protected,
+                    status,
+                ),
             )
             for key, value in sorted(props.items()):
                 await tx.execute(
@@ -439,13 +459,16 @@ class ImageRepository(_Repository):
 
     def list(self, owner: str | None = None, includeDeleted: bool = False) -> Deferred[list[Image]]:
         """
-        Images visible to C{owner} (theirs and public ones), or all when None.
+        Images visible to C{owner} (theirs, public ones and those shared
+        with them as a member), or all when None.
         """
         conditions = [] if includeDeleted else ["deleted = FALSE"]
         params: tuple[Any, ...] = ()
         if owner is not None:
-            conditions.append("(owner = %s OR is_public = TRUE)")
-            params = (owner,)
+            conditions.append(
+                "(owner = %s OR is_public = TRUE OR id IN (SELECT image_id FROM image_members WHERE member = %s))"
+            )
+            params = (owner, owner)
         where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
         return self._select(f"{where} ORDER BY created, id", params)
 
@@ -468,7 +491,22 @@ class ImageRepository(_Repository):
         return self._atomic(update)
 
     def modify(self, imageId: str, **fields: object) -> Deferred[Image | None]:
-        allowed = ("name", "status", "is_public", "deleted", "size", "checksum", "location")
+        allowed = (
+            "name",
+            "status",
+            "is_public",
+            "deleted",
+            "size",
+            "checksum",
+            "location",
+            "disk_format",
+            "container_format",
+            "min_disk",
+            "min_ram",
+            "protected",
+            "owner",
+            "deleted_at",
+        )
         d = self._update(Image, "images", imageId, fields, allowed)
         return d.addCallback(lambda image: None if image is None else self.get(imageId))
 

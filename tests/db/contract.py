@@ -378,11 +378,13 @@ class DatabaseContractMixin(_Base):
         nothing and nothing is pending afterwards.
         """
         db = await self.started()
-        self.assertEqual(await pendingMigrations(db), ALL_MIGRATIONS)
-        self.assertEqual(await migrate(db), ALL_MIGRATIONS)
+        names = [m.name for m in allMigrations()]
+        self.assertEqual(names[0], "0001_initial")
+        self.assertEqual(await pendingMigrations(db), names)
+        self.assertEqual(await migrate(db), names)
         self.assertEqual(await migrate(db), [])
         self.assertEqual(await pendingMigrations(db), [])
-        self.assertEqual(await appliedMigrations(db), ALL_MIGRATIONS)
+        self.assertEqual(await appliedMigrations(db), names)
 
     async def test_migrationsRace(self) -> None:
         """
@@ -392,8 +394,9 @@ class DatabaseContractMixin(_Base):
         db = await self.started()
         other = await self.started()
         results = await gatherResults([migrate(db), migrate(other)])
-        self.assertEqual(sorted(results[0] + results[1]), ALL_MIGRATIONS)
-        self.assertEqual(await appliedMigrations(db), ALL_MIGRATIONS)
+        names = [m.name for m in allMigrations()]
+        self.assertEqual(sorted(results[0] + results[1]), names)
+        self.assertEqual(await appliedMigrations(db), names)
 
     # -- repositories ------------------------------------------------------------------
 
@@ -418,6 +421,7 @@ class DatabaseContractMixin(_Base):
             "volume_types": models.VolumeType,
             "flavors": models.Flavor,
             "images": models.Image,
+            "image_members": models.ImageMember,
             "servers": models.Server,
             "server_tags": models.ServerTag,
             "diagnostics": models.Diagnostic,

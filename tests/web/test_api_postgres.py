@@ -15,7 +15,7 @@ from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.migrations import migrate
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
-from tests.web import test_auth, test_compute, test_identity, test_openapi, test_servers
+from tests.web import test_auth, test_compute, test_identity, test_image, test_openapi, test_servers
 
 
 class PostgresMixin(SchemaMixin):
@@ -98,4 +98,28 @@ class ServerWriteTests(PostgresMixin, test_servers.WriteTests):
 class ServerActionTests(PostgresMixin, test_servers.ActionTests):
     """
     Server actions on PostgreSQL.
+    """
+
+
+class ImageRegisterTests(PostgresMixin, test_image.RegisterTests):
+    """
+    Image registration (files, URLs, JSON, refusals) on PostgreSQL.
+    """
+
+
+class ImageReadTests(PostgresMixin, test_image.ReadTests):
+    """
+    Image lists, filters, HEAD/GET and visibility on PostgreSQL.
+    """
+
+
+class ImageUpdateDeleteTests(PostgresMixin, test_image.UpdateDeleteTests):
+    """
+    Image updates, protection and deletion on PostgreSQL.
+    """
+
+
+class ImageMemberTests(PostgresMixin, test_image.MemberTests):
+    """
+    Image members and shared images on PostgreSQL.
     """

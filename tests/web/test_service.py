@@ -61,6 +61,17 @@ class PluginTests(TestCase):
         self.assertEqual(s["base_url"], "http://127.0.0.1:8080")
         self.assertRaises(ConfigError, self.node, '[api]\nbase_url = "ftp://x"\n')
 
+    def test_imageFileRoots(self) -> None:
+        """
+        image_file_roots defaults to snf-image's directory, must hold absolute paths, and reaches the image registry.
+        """
+        self.assertEqual(self.node("").settings["image_file_roots"], ["/var/lib/snf-image"])
+        self.assertRaises(ConfigError, self.node, '[api]\nimage_file_roots = ["images"]\n')
+        node = self.node('[api]\nimage_file_roots = ["/srv/images", "/data"]\n')
+        service = api.makeService(node)
+        assert isinstance(service, APIService)
+        self.assertEqual(service.application.imageRegistry.fileRoots, ("/srv/images", "/data"))
+
     async def test_startSeedsAndListens(self) -> None:
         """
         Starting seeds the demo data, logs the demo token and listens on the endpoint; stopping stops listening.
