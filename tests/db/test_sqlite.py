@@ -134,10 +134,10 @@ class SQLiteSpecificTests(TestCase):
         sqlite:///:memory: gives a working private database (handy in tests),
         migrations included.
         """
-        from synnefo_twisted.db.migrations import migrate
+        from synnefo_twisted.db.migrations import allMigrations, migrate
 
         db = openDatabase("sqlite:///:memory:", self.reactor)
         await db.startService()
         self.addCleanup(db.stopService)
-        self.assertEqual(await migrate(db), ["0001_initial"])
+        self.assertEqual(await migrate(db), [m.name for m in allMigrations()])
         self.assertEqual(await db.runQuery("SELECT count(*) FROM users"), [(0,)])

@@ -13,12 +13,15 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.trial.unittest import TestCase
 
-import synnefo_twisted.manage.catalog  # registers the commands
-import synnefo_twisted.manage.users  # noqa: F401  (registers the commands)
+from synnefo_twisted.backends import BackendRegistry
 from synnefo_twisted.config import loadConfig
+from synnefo_twisted.db.models import Backend
 from synnefo_twisted.manage.base import ManageContext
 from synnefo_twisted.manage.main import run
-from synnefo_twisted.testing import memoryDatabase
+from synnefo_twisted.testing import InMemoryCluster, memoryDatabase
+
+#: the RAPI URL that reaches the simulated cluster in these tests
+SIM_URL = "http://simulated-cluster"
 
 
 @attrs.define
@@ -27,8 +30,13 @@ class KeptOpenContext(ManageContext):
     A context whose database outlives each command (the test stops it).
     """
 
+    registry: Any = None
+
     def close(self) -> Deferred[None]:
         return succeed(None)
+
+    def backends(self, database: Any) -> Any:
+        return self.registry if self.registry is not None else super().backends(database)
 
 
 class ManageTestCase(TestCase):
@@ -38,8 +46,35 @@ class ManageTestCase(TestCase):
         return Deferred.fromCoroutine(self._setUp())
 
     async def _setUp(self) -> None:
-        self.database = await memoryDatabase(reactor)
+        self.database = await self.makeDatabase()
         self.addCleanup(self.database.stopService)
+        self.registry: Any = None
+
+    async def makeDatabase(self) -> Any:
+        """
+        A started, migrated database (SQLite in memory; PostgreSQL in the
+        integration subclasses).
+        """
+        return await memoryDatabase(reactor)
+
+    def simulate(self) -> InMemoryCluster:
+        """
+        A simulated cluster on the real reactor (short job durations): the
+        commands reach it, with the credentials of each backend row, for
+        backends whose RAPI URL is L{SIM_URL}; other URLs are unreachable.
+        """
+        sim = InMemoryCluster.create(reactor, defaultDuration=0.01, pollInterval=0.01)
+        self.addCleanup(sim.queue.stop)
+
+        def clientFor(_reactor: Any, backend: Backend) -> Any:
+            if backend.rapi_url.rstrip("/") == SIM_URL:
+                return sim.clientFor(backend.username, backend.password)
+            from synnefo_twisted.backends import rapiClientFor
+
+            return rapiClientFor(reactor, backend)
+
+        self.registry = BackendRegistry(self.database, "snf-", reactor, clientFactory=clientFor)
+        return sim
 
     async def manage(self, *argv: str) -> tuple[int, str, str]:
         """
@@ -51,6 +86,7 @@ class ManageTestCase(TestCase):
             out=io.StringIO(),
             err=io.StringIO(),
             database=self.database,
+            registry=self.registry,
         )
         code = await run(reactor, list(argv), context)
         return code, context.out.getvalue(), context.err.getvalue()  # type: ignore[attr-defined]
