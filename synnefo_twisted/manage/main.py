@@ -20,6 +20,7 @@ from synnefo_twisted.manage import (  # noqa: F401  (each module registers its c
     backends,
     catalog,
     core,
+    servers,
     users,
 )
 from synnefo_twisted.manage.base import COMMANDS, CommandError, ManageContext

@@ -95,3 +95,77 @@ class ManageTestCase(TestCase):
         code, out, err = await self.manage("--output-format", "json", *argv)
         self.assertEqual(code, 0, err)
         return json.loads(out)
+
+
+#: quota limits of the fixture's project (bytes for RAM and disk)
+LIMITS = {
+    "cyclades.vm": 10,
+    "cyclades.total_cpu": 40,
+    "cyclades.cpu": 40,
+    "cyclades.total_ram": 64 << 30,
+    "cyclades.ram": 64 << 30,
+    "cyclades.disk": 1 << 40,
+}
+
+
+class WorldTestCase(ManageTestCase):
+    """
+    A deployment to run commands on: the simulated cluster as a backend,
+    a user with a base project and quotas, two flavors and an image.
+    """
+
+    async def _setUp(self) -> None:
+        await super()._setUp()
+        from synnefo_twisted.db.repositories import (
+            BackendRepository,
+            FlavorRepository,
+            ImageRepository,
+            ProjectRepository,
+            QuotaRepository,
+            UserRepository,
+        )
+
+        self.sim = self.simulate()
+        self.backend = await BackendRepository(self.database).add(
+            "sim.ganeti.local", SIM_URL, username="synnefo", password="synnefo-sim", verifyTLS=False, simulated=True
+        )
+        users = UserRepository(self.database)
+        self.user, _ = await users.create("user@example.org", "User")
+        self.other, _ = await users.create("other@example.org", "Other")
+        projects = ProjectRepository(self.database)
+        self.project = await projects.create("base", ownerUUID=self.user.uuid, isBase=True)
+        await projects.addMember(self.project.id, self.user.id)
+        self.quotas = QuotaRepository(self.database)
+        for resource, limit in LIMITS.items():
+            await self.quotas.setLimit(self.project.id, resource, limit)
+        flavors = FlavorRepository(self.database)
+        volumeType = await flavors.addVolumeType("drbd", "drbd")
+        self.flavor = await flavors.create(2, 1024, 10, volumeType.id)
+        self.bigger = await flavors.create(4, 2048, 10, volumeType.id)
+        self.image = await ImageRepository(self.database).register(
+            "debian", self.user.uuid, "file:///images/debian", isPublic=True
+        )
+
+    async def createServer(self, name: str = "vm1", started: bool = True) -> Any:
+        """
+        A server created through the server logic; its create job done and
+        (with C{started}) marked STARTED as the dispatcher would.
+        """
+        from synnefo_twisted.db.repositories import ServerRepository
+        from synnefo_twisted.logic import serverops
+        from synnefo_twisted.logic.servers import parseCreateRequest
+
+        request = parseCreateRequest(
+            {"server": {"name": name, "imageRef": self.image.id, "flavorRef": str(self.flavor.id), "networks": []}}
+        )
+        result = await serverops.createServer(self.database, self.registry, self.user, request)
+        server = result.server
+        assert server.backendjobid is not None
+        await self.sim.client.waitForJob(server.backendjobid)
+        if started:
+            server = await ServerRepository(self.database).update(
+                server.id, operstate="STARTED", task=None, action=None
+            )
+            if server.serial_id is not None:
+                await self.quotas.accept(server.serial_id)
+        return server
