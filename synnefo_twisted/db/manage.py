@@ -110,6 +110,20 @@ class AdminQueries(_Repository):
     def resourcePools(self) -> Deferred[list[models.ResourcePool]]:
         return self._many(models.ResourcePool, f"SELECT {columns(models.ResourcePool)} FROM resource_pools ORDER BY id")
 
+    def resizeResourcePool(
+        self, poolId: int, size: int, available: bytes, reserved: bytes
+    ) -> Deferred[models.ResourcePool | None]:
+        """
+        Store a MAC-prefix or bridge pool with a new size (and the bitmaps
+        for it); inside the transaction that locked the pool.
+        """
+        return self._one(
+            models.ResourcePool,
+            "UPDATE resource_pools SET size = %s, available = %s, reserved = %s WHERE id = %s "
+            f"RETURNING {columns(models.ResourcePool)}",
+            (size, available, reserved, poolId),
+        )
+
     def quotas(self, *, projectId: int | None = None, userId: int | None = None) -> Deferred[list[models.Quota]]:
         conditions: list[str] = []
         params: list[Any] = []

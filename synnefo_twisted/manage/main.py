@@ -20,6 +20,8 @@ from synnefo_twisted.manage import (  # noqa: F401  (each module registers its c
     backends,
     catalog,
     core,
+    networks,
+    pools,
     servers,
     users,
 )
