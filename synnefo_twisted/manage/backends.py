@@ -85,7 +85,8 @@ def readSecretFile(path: str, what: str) -> str:
 
 def readCertificate(path: str) -> str:
     """
-    PEM text of a CA or certificate file, checked to parse.
+    PEM text of the certificate in a CA or certificate file (a private
+    key in the same file is left out).
 
     @raise BadInput: unreadable or not a PEM certificate.
     """
@@ -97,10 +98,11 @@ def readCertificate(path: str) -> str:
     except OSError as e:
         raise BadInput(f"cannot read the certificate file {path}: {e.strerror}") from None
     try:
-        Certificate.loadPEM(data)
+        certificate = Certificate.loadPEM(data)
     except (crypto.Error, ValueError):
         raise BadInput(f"{path} is not a PEM certificate") from None
-    return data.decode("ascii", "replace")
+    # Only the certificate is kept: Ganeti's rapi.pem also holds the key.
+    return certificate.dumpPEM().decode("ascii")
 
 
 async def findBackend(repository: BackendRepository, ident: str) -> Backend:

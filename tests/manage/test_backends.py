@@ -19,10 +19,22 @@ from tests.manage.support import SIM_URL, ManageTestCase
 
 #: a self-signed certificate (any valid PEM will do for the pin)
 def _pem() -> bytes:
+    from twisted.internet.ssl import Certificate, KeyPair
+
+    key = KeyPair.generate(size=2048)
+    return Certificate(key.selfSignedCert(1, CN="cluster.example.org").original).dumpPEM()
+
+
+def _keyAndPem() -> bytes:
+    """
+    A key and its certificate in one file, as Ganeti's rapi.pem.
+    """
     from twisted.internet.ssl import KeyPair
 
     key = KeyPair.generate(size=2048)
-    return key.selfSignedCert(1, CN="cluster.example.org").dumpPEM()
+    both = key.selfSignedCert(2, CN="cluster.example.org").dumpPEM()
+    assert b"PRIVATE KEY" in both
+    return both
 
 
 class BackendCommandTests(ManageTestCase):
@@ -120,6 +132,13 @@ class BackendCommandTests(ManageTestCase):
         backend = await BackendRepository(self.database).get(data["id"])
         assert backend is not None
         self.assertEqual(backend.ca_pem.encode(), Path(pem).read_bytes())
+        withKey = Path(self.mktemp())
+        withKey.write_bytes(_keyAndPem())
+        data = await self.manageJSON("backend-modify", "c1.example.org", "--ca-file", str(withKey))
+        backend = await BackendRepository(self.database).get(data["id"])
+        assert backend is not None
+        self.assertNotIn("PRIVATE KEY", backend.ca_pem)
+        self.assertTrue(backend.ca_pem.startswith("-----BEGIN CERTIFICATE-----"))
         self.assertTrue(backend.verify_tls)
         data = await self.manageJSON("backend-add", "c2.example.org", "--port", "5081", "--no-verify", "--no-check")
         self.assertEqual((data["tls"], data["rapi_url"]), ("none", "https://c2.example.org:5081"))
