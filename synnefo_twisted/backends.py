@@ -18,6 +18,16 @@ from synnefo_twisted.db.repositories import BackendRepository
 from synnefo_twisted.interfaces import IBackendRegistry, IGanetiClient
 
 
+def tlsPolicyFor(backend: Backend) -> Any:
+    """
+    The L{RapiTLSPolicy} of a backend row: no check when C{verify_tls} is
+    false, else the pinned certificate (C{ca_pem}) or the system trust store.
+    """
+    from synnefo_twisted.ganeti.tls import RapiTLSPolicy
+
+    return RapiTLSPolicy(verify=backend.verify_tls, caPEM=backend.ca_pem.encode() or None)
+
+
 def rapiClientFor(reactor: Any, backend: Backend) -> IGanetiClient:
     """
     A RAPI client for a backend row: its URL and credentials, and TLS
@@ -25,14 +35,13 @@ def rapiClientFor(reactor: Any, backend: Backend) -> IGanetiClient:
     the row explicitly disables verification.
     """
     from synnefo_twisted.ganeti.rapi import RapiClient
-    from synnefo_twisted.ganeti.tls import RapiTLSPolicy
 
     return RapiClient.forURL(
         reactor,
         backend.rapi_url,
         backend.username or None,
         backend.password or None,
-        tls=RapiTLSPolicy(verify=backend.verify_tls, caPEM=backend.ca_pem.encode() or None),
+        tls=tlsPolicyFor(backend),
     )
 
 
