@@ -15,6 +15,9 @@ from twisted.internet.defer import Deferred, succeed
 
 from synnefo_twisted.config import Config
 
+#: how long C{--wait} waits for a Ganeti job before giving up (seconds)
+JOB_WAIT_TIMEOUT = 1800.0
+
 
 class CommandError(Exception):
     """

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ from synnefo_twisted.logic import networks as netlogic
 from synnefo_twisted.logic import pools as poollogic
 from synnefo_twisted.logic.networks import BadRequestError, NetworkRequestError
 from synnefo_twisted.logic.servers import ServerFault, validateServerAction
-from synnefo_twisted.manage.base import BadInput, CommandError, ManageContext, command
+from synnefo_twisted.manage.base import JOB_WAIT_TIMEOUT, BadInput, CommandError, ManageContext, command
 from synnefo_twisted.manage.output import formatMapping, formatTable
 from synnefo_twisted.manage.pools import changeReservations, poolCounts
 from synnefo_twisted.manage.servers import findServer, positiveId
@@ -44,6 +45,16 @@ from synnefo_twisted.manage.users import findUser, parseBool
 
 #: jobs a dependent job waits for, whatever their outcome
 FINAL = ["success", "error", "canceled"]
+
+
+def isUnicastPrefix(value: str) -> bool:
+    """
+    A MAC prefix Ganeti accepts: three octets (the last may be one hex
+    digit, Synnefo's C{aa:00:0} style), the first one unicast.
+    """
+    if re.fullmatch(r"[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{1,2}", value.lower()) is None:
+        return False
+    return int(value[:2], 16) & 1 == 0
 
 
 def refused(e: NetworkRequestError | poollogic.PoolError) -> CommandError:
@@ -186,8 +197,8 @@ async def networkCreate(context: ManageContext, args: argparse.Namespace) -> Non
     if args.mac_prefix is not None:
         if spec.macPrefix == netlogic.POOL:
             raise BadInput(f"the MAC prefix of a {args.flavor} network comes from the MAC-prefix pool")
-        if poollogic.macPrefixIndex("aa:00:0", args.mac_prefix) is None:
-            raise BadInput(f"{args.mac_prefix!r} is not a MAC prefix like aa:00:0")
+        if not isUnicastPrefix(args.mac_prefix):
+            raise BadInput(f"{args.mac_prefix!r} is not a unicast MAC prefix like aa:00:01")
         defaults = attrs.evolve(defaults, default_mac_prefix=args.mac_prefix)
     if args.subnet is None and (args.gateway or args.no_gateway or args.allocation_pool):
         raise BadInput("--gateway, --no-gateway and --allocation-pool need --subnet")
@@ -384,7 +395,7 @@ async def networkRemove(context: ManageContext, args: argparse.Namespace) -> Non
             status = "submitted"
             if args.wait:
                 try:
-                    job = await client.waitForJob(jobId)
+                    job = await client.waitForJob(jobId, timeout=JOB_WAIT_TIMEOUT)
                     status = str(job.get("status"))
                 except GanetiError as e:
                     raise CommandError(f"removing {name} from {backend.clustername} failed: {e}") from None
@@ -612,7 +623,7 @@ async def _wait(client: Any, jobId: int, wait: bool) -> str:
     if not wait:
         return "submitted"
     try:
-        job = await client.waitForJob(jobId)
+        job = await client.waitForJob(jobId, timeout=JOB_WAIT_TIMEOUT)
     except GanetiError as e:
         raise CommandError(f"job {jobId} did not succeed: {e}") from None
     return str(job.get("status"))

@@ -29,7 +29,7 @@ from synnefo_twisted.ganeti.errors import GanetiError, RapiNotFound
 from synnefo_twisted.logic import serverops
 from synnefo_twisted.logic.servers import ServerFault, serverStatus
 from synnefo_twisted.manage.backends import findBackend
-from synnefo_twisted.manage.base import BadInput, CommandError, ManageContext, command
+from synnefo_twisted.manage.base import JOB_WAIT_TIMEOUT, BadInput, CommandError, ManageContext, command
 from synnefo_twisted.manage.output import formatMapping, formatTable
 from synnefo_twisted.manage.users import findUser, parseBool
 
@@ -342,7 +342,7 @@ async def _waitForJob(context: ManageContext, database: Any, server: Server, job
     client = context.backends(database).clientFor(backend)
     context.err.write(f"waiting for job {jobId} on {backend.clustername}...\n")
     try:
-        job = await client.waitForJob(jobId)
+        job = await client.waitForJob(jobId, timeout=JOB_WAIT_TIMEOUT)
     except GanetiError as e:
         raise CommandError(f"job {jobId} of server {server.id} did not succeed: {e}") from None
     return str(job.get("status", "success"))

@@ -83,12 +83,26 @@ class NetworkCommandTests(NetworkTestCase):
             ("--flavor", "MAC_FILTERED", "--public"),
             ("--flavor", "MAC_FILTERED", "--user", "user@example.org", "--mac-prefix", "aa:00:5"),
             ("--flavor", "IP_LESS_ROUTED", "--public", "--link", "br9"),
+            ("--flavor", "CUSTOM", "--public", "--mac-prefix", "ab:00:01"),
+            ("--flavor", "CUSTOM", "--public", "--mac-prefix", "aa:00"),
         ]
         for argv in cases:
             code, out, err = await self.manage("network-create", *argv)
             self.assertEqual((code, out), (2, ""), (argv, err))
             self.assertEqual(len(err.splitlines()), 1, err)
         self.assertEqual(await NetworkRepository(self.database).list(includeDeleted=True), [])
+
+    async def test_createCustomLinkAndPrefix(self) -> None:
+        """
+        A CUSTOM network takes --link and --mac-prefix instead of the
+        deployment's defaults; an IP_LESS_ROUTED one gets its own link.
+        """
+        data = await self.manageJSON(
+            "network-create", "--flavor", "CUSTOM", "--public", "--link", "br7", "--mac-prefix", "aa:00:07"
+        )
+        self.assertEqual((data["link"], data["mac_prefix"]), ("br7", "aa:00:07"))
+        routed = await self.manageJSON("network-create", "--flavor", "IP_LESS_ROUTED", "--public")
+        self.assertEqual((routed["mode"], routed["link"]), ("routed", f"snf-link-{routed['id']}"))
 
     async def test_inspectAndModify(self) -> None:
         """
