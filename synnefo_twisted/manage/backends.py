@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.manage.test_backends -*-
 """
-Backend commands: backend-add, backend-list, backend-modify, backend-remove.
+Backend commands: backend-add, backend-list, backend-modify, backend-remove,
+backend-update-status.
 
 A backend is a Ganeti cluster reached through its RAPI: a URL, a user and
 a password (read from a file, never from the command line), and TLS
@@ -162,6 +163,45 @@ async def clusterInfo(context: ManageContext, database: Any, backend: Backend) -
     return info
 
 
+RESOURCE_FIELDS = ("mfree", "mtotal", "dfree", "dtotal", "pinst_cnt", "ctotal")
+
+
+def nodeResources(nodes: list[dict[str, Any]]) -> dict[str, int]:
+    """
+    A cluster's resources for server placement: the sums over its nodes
+    that can take instances (online, not drained, VM-capable); a value a
+    node does not report counts as zero.
+    """
+    totals = dict.fromkeys(RESOURCE_FIELDS, 0)
+    for node in nodes:
+        if node.get("offline") or node.get("drained") or node.get("vm_capable") is False:
+            continue
+        for key in RESOURCE_FIELDS:
+            value = node.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                totals[key] += value
+    return totals
+
+
+async def updateStatus(context: ManageContext, database: Any, backend: Backend) -> Backend:
+    """
+    Read the cluster's nodes and store its resources (the placement of new
+    servers uses them).
+
+    @raise CommandError: the cluster cannot be reached.
+    """
+    client = context.backends(database).clientFor(backend)
+    try:
+        nodes = await client.getNodes(bulk=True)
+    except GanetiError as e:
+        raise CommandError(f"cannot read the nodes of {backend.clustername}: {e}") from None
+    fields: dict[str, Any] = dict(nodeResources(nodes))
+    fields["resources_updated"] = datetime.now(UTC)
+    updated = await BackendRepository(database).modify(backend.id, **fields)
+    assert updated is not None
+    return updated
+
+
 def _row(backend: Backend, servers: int) -> list[Any]:
     return [
         backend.id,
@@ -243,6 +283,8 @@ async def backendAdd(context: ManageContext, args: argparse.Namespace) -> None:
         updated = await repository.modify(backend.id, disk_templates=templates)
         assert updated is not None
         backend = updated
+    if not args.no_check:
+        backend = await updateStatus(context, database, backend)
     context.out.write(formatMapping(_show(backend, 0), context.outputFormat))
 
 
@@ -339,3 +381,37 @@ async def backendRemove(context: ManageContext, args: argparse.Namespace) -> Non
         )
     await repository.remove(backend.id)
     context.err.write(f"removed backend {backend.id} ({backend.clustername})\n")
+
+
+STATUS_COLUMNS = ["id", "clustername", *RESOURCE_FIELDS, "resources_updated"]
+
+
+def _updateArguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("backends", nargs="*", metavar="backend", help="ids or cluster names (default: every one)")
+
+
+@command(
+    "backend-update-status",
+    "refresh the free and total memory, disk and CPUs of backends from their nodes (used to place servers)",
+    _updateArguments,
+)
+async def backendUpdateStatus(context: ManageContext, args: argparse.Namespace) -> int:
+    database = await context.database()
+    repository = BackendRepository(database)
+    if args.backends:
+        backends = [await findBackend(repository, ident) for ident in args.backends]
+    else:
+        backends = [b for b in await repository.list() if not b.offline]
+    rows = []
+    failed = 0
+    for backend in backends:
+        try:
+            updated = await updateStatus(context, database, backend)
+        except CommandError as e:
+            failed += 1
+            context.err.write(f"snf-manage backend-update-status: error: {e}\n")
+            continue
+        rows.append([updated.id, updated.clustername, *(getattr(updated, f) for f in RESOURCE_FIELDS),
+                     updated.resources_updated.isoformat() if updated.resources_updated else None])  # fmt: skip
+    context.out.write(formatTable(STATUS_COLUMNS, rows, context.outputFormat))
+    return 1 if failed else 0

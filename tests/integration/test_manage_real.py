@@ -150,6 +150,9 @@ class RealGanetiTests(support.ManageTestCase):
         backend = await BackendRepository(self.database).get(data["id"])
         assert backend is not None
         self.assertNotIn("PRIVATE KEY", backend.ca_pem)
+        self.assertGreater(backend.mtotal, 0)
+        self.assertGreater(backend.ctotal, 0)
+        self.assertIsNotNone(backend.resources_updated)
         code, _out, err = await self.manage(
             "backend-modify", "cluster.ganeti.lab", "--password-file", self.file(b"wrong\n"), "--check"
         )

@@ -23,6 +23,7 @@ EXPECTED = [
     "backend-list",
     "backend-modify",
     "backend-remove",
+    "backend-update-status",
     "config-show",
     "flavor-create",
     "flavor-list",

@@ -71,6 +71,8 @@ class BackendCommandTests(ManageTestCase):
         backend = await BackendRepository(self.database).get(data["id"])
         assert backend is not None
         self.assertEqual((backend.username, backend.password), ("synnefo", "synnefo-sim"))
+        self.assertEqual((backend.mtotal, backend.ctotal), (1024 * 1024, 1024))
+        self.assertIsNotNone(backend.resources_updated)
 
     async def test_addRefusesWrongCredentialsOrName(self) -> None:
         """
@@ -221,3 +223,39 @@ class BackendCommandTests(ManageTestCase):
         code, _out, err = await self.manage("backend-remove", "c2.example.org")
         self.assertEqual(code, 0, err)
         self.assertIsNone(await BackendRepository(self.database).get(other["id"]))
+
+    async def test_updateStatus(self) -> None:
+        """
+        backend-update-status stores the cluster's node resources; an
+        unreachable backend is reported and the exit status is 1.
+        """
+        sim = self.simulate()
+        data = await self.addSim()
+
+        sim.cluster.memoryMiB = 4096
+        rows = await self.manageJSON("backend-update-status")
+        self.assertEqual([(r["clustername"], r["mtotal"], r["mfree"]) for r in rows],
+                         [("sim.ganeti.local", 4096, 4096)])  # fmt: skip
+        await self.manageJSON("backend-modify", "sim.ganeti.local", "--password-file", self.passwordFile("bad"))
+        code, out, err = await self.manage("--output-format", "json", "backend-update-status", str(data["id"]))
+        self.assertEqual(code, 1)
+        self.assertIn("cannot read the nodes of sim.ganeti.local", err)
+        self.assertEqual(out.strip(), "[]")
+
+    def test_nodeResources(self) -> None:
+        """
+        Only online, undrained, VM-capable nodes count; missing values are zero.
+        """
+        from synnefo_twisted.manage.backends import nodeResources
+
+        nodes = [
+            {"mfree": 100, "mtotal": 200, "dfree": 10, "dtotal": 20, "pinst_cnt": 1, "ctotal": 4},
+            {"mfree": 50, "mtotal": 100, "offline": True, "ctotal": 8},
+            {"mfree": 50, "mtotal": 100, "drained": True},
+            {"mfree": 50, "vm_capable": False},
+            {"mfree": 7, "mtotal": None, "ctotal": 2},
+        ]
+        self.assertEqual(
+            nodeResources(nodes),
+            {"mfree": 107, "mtotal": 200, "dfree": 10, "dtotal": 20, "pinst_cnt": 1, "ctotal": 6},
+        )
