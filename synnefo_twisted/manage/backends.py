@@ -239,8 +239,11 @@ def _credentialArguments(parser: argparse.ArgumentParser, adding: bool) -> None:
 
 
 def _addArguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("clustername", help="the Ganeti cluster name (unique)")
-    parser.add_argument("--url", help="RAPI URL (default https://CLUSTERNAME:PORT)")
+    parser.add_argument("clustername", nargs="?", help="the Ganeti cluster name (unique)")
+    parser.add_argument(
+        "--clustername", dest="clustername_option", metavar="CLUSTERNAME", help="the same, as an option"
+    )
+    parser.add_argument("--url", "--rapi-url", dest="url", help="RAPI URL (default https://CLUSTERNAME:PORT)")
     parser.add_argument("--port", type=int, default=5080, help="RAPI port when no --url is given (default 5080)")
     _credentialArguments(parser, adding=True)
     parser.add_argument("--no-check", action="store_true", help="do not contact the cluster before adding it")
@@ -248,6 +251,9 @@ def _addArguments(parser: argparse.ArgumentParser) -> None:
 
 @command("backend-add", "add a Ganeti cluster as a backend (checked through its RAPI first)", _addArguments)
 async def backendAdd(context: ManageContext, args: argparse.Namespace) -> None:
+    if (args.clustername is None) == (args.clustername_option is None):
+        raise BadInput("give the cluster name once: as the argument or with --clustername")
+    args.clustername = args.clustername or args.clustername_option
     if not 0 < args.port < 65536:
         raise BadInput(f"invalid port {args.port}")
     url = rapiURL(args.url or args.clustername, args.port)
@@ -304,7 +310,7 @@ async def backendList(context: ManageContext, args: argparse.Namespace) -> None:
 
 def _modifyArguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("backend", help="id or cluster name")
-    parser.add_argument("--url", help="new RAPI URL")
+    parser.add_argument("--url", "--rapi-url", dest="url", help="new RAPI URL")
     _credentialArguments(parser, adding=False)
     parser.add_argument("--drained", type=parseBool, metavar="True|False", help="no new servers are placed here")
     parser.add_argument("--offline", type=parseBool, metavar="True|False", help="the cluster is unreachable")

@@ -109,6 +109,8 @@ class BackendCommandTests(ManageTestCase):
             ("backend-add", "c1", "--url", "http://h:5080", "--ca-file", self.pemFile(), "--no-check"),
             ("backend-add", "c1", "--ca-file", self.pemFile(), "--no-verify"),
             ("backend-add", "c1", "--port", "70000", "--no-check"),
+            ("backend-add", "--no-check"),
+            ("backend-add", "c1", "--clustername", "c2", "--no-check"),
         ]
         for argv in cases:
             code, out, err = await self.manage(*argv)
@@ -142,7 +144,9 @@ class BackendCommandTests(ManageTestCase):
         self.assertNotIn("PRIVATE KEY", backend.ca_pem)
         self.assertTrue(backend.ca_pem.startswith("-----BEGIN CERTIFICATE-----"))
         self.assertTrue(backend.verify_tls)
-        data = await self.manageJSON("backend-add", "c2.example.org", "--port", "5081", "--no-verify", "--no-check")
+        data = await self.manageJSON(
+            "backend-add", "--clustername", "c2.example.org", "--port", "5081", "--no-verify", "--no-check"
+        )
         self.assertEqual((data["tls"], data["rapi_url"]), ("none", "https://c2.example.org:5081"))
         data = await self.manageJSON("backend-modify", "c1.example.org", "--system-trust")
         self.assertEqual(data["tls"], "system")
