@@ -21,6 +21,7 @@ from synnefo_twisted.db.repositories import (
     BackendRepository,
     FlavorRepository,
     PortRepository,
+    ProjectRepository,
     ServerRepository,
     UserRepository,
 )
@@ -365,7 +366,14 @@ async def serverModify(context: ManageContext, args: argparse.Namespace) -> None
     if args.name is not None:
         fields["name"] = args.name
     if args.user is not None:
-        fields["userid"] = (await findUser(UserRepository(database), args.user)).uuid
+        newOwner = await findUser(UserRepository(database), args.user)
+        if server.project is not None:
+            memberOf = {p.uuid for p in await ProjectRepository(database).projectsOf(newOwner.id)}
+            if server.project not in memberOf:
+                raise CommandError(
+                    f"{newOwner.email} is not a member of project {server.project}, which holds the server's quota"
+                )
+        fields["userid"] = newOwner.uuid
     if args.suspended is not None:
         fields["suspended"] = args.suspended
     if args.flavor is not None:

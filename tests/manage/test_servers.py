@@ -5,7 +5,7 @@ with servers created by the server logic on the simulated cluster.
 
 from __future__ import annotations
 
-from synnefo_twisted.db.repositories import ServerRepository
+from synnefo_twisted.db.repositories import ProjectRepository, ServerRepository
 from tests.manage.support import WorldTestCase
 
 
@@ -127,10 +127,14 @@ class ServerInspectTests(WorldTestCase):
 class ServerModifyRemoveTests(WorldTestCase):
     async def test_modifyFields(self) -> None:
         """
-        server-modify renames, reassigns to another user (by e-mail) and
-        suspends a server.
+        server-modify renames, reassigns to another member of the server's
+        project (by e-mail; a non-member is refused) and suspends a server.
         """
         server = await self.createServer()
+        code, _out, err = await self.manage("server-modify", str(server.id), "--user", "other@example.org")
+        self.assertEqual(code, 1)
+        self.assertIn("is not a member of project", err)
+        await ProjectRepository(self.database).addMember(self.project.id, self.other.id)
         data = await self.manageJSON(
             "server-modify", str(server.id), "--name", "renamed", "--user", "other@example.org", "--suspended", "True"
         )
