@@ -48,6 +48,9 @@ setup(
             "ruff>=0.5",
             "hypothesis>=6.100",
             "vncdotool>=1.2",
+            # real OpenStack clients against the API (tests/web/test_clients.py)
+            "openstacksdk>=3",
+            "python-novaclient>=18",
         ],
         # baselines measured beside our figures by bench/
         "bench": ["scapy>=2.5"],

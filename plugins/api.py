@@ -7,6 +7,21 @@ Section C{[api]}:
   - C{base_url}: the public URL of the API, used in the service catalog and links;
   - C{seed_demo}: on start, create the demo flavors and image, and a demo
     user (token logged) when there are no users yet.
+  - C{console_control}: the VNC proxy's control socket as a Twisted client
+    endpoint (C{tcp:host=H:port=P}, or C{tls:...} for a TLS control socket);
+  - C{console_user}, C{console_secret_file}: the control user and the file
+    holding its password (first line; relative paths are under
+    C{[node] state_dir}; C{make run} creates both);
+  - C{console_page_url}: the noVNC page of C{os-getVNCConsole} URLs
+    (default C{<base_url>/ui/console});
+  - C{vmapi_url}: the base of the servers' C{config_url} (default
+    C{<base_url>/vmapi/v1.0/server-params});
+  - C{server_params_lifetime}, C{password_lifetime}: seconds the creation
+    parameters and the admin password of a new server stay readable;
+  - C{fqdn_template}: C{SNF:fqdn} of servers, e.g. C{snf-{id}.vm.example.org};
+  - C{stats_url}: base of the statistics graph URLs (empty: no statistics);
+  - C{changes_since_limit}: the oldest C{changes-since} accepted (seconds);
+  - C{shared_resources}: servers may be shared to their project's members.
 """
 
 from __future__ import annotations
@@ -16,9 +31,19 @@ from twisted.application.service import IService
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from synnefo_twisted.config import Setting, checkEndpoint
+from synnefo_twisted.config import Setting, checkEndpoint, checkPositive
 from synnefo_twisted.context import NodeContext
 from synnefo_twisted.interfaces import ISynnefoPlugin
+
+
+def checkClientEndpoint(value: str) -> str | None:
+    from twisted.internet.endpoints import clientFromString
+
+    try:
+        clientFromString(None, value)
+    except (ValueError, TypeError, KeyError) as e:
+        return f"is not a Twisted client endpoint: {e}"
+    return None
 
 
 def checkBaseURL(value: str) -> str | None:
@@ -31,6 +56,36 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("listen", "str", "tcp:8080:interface=127.0.0.1", "HTTP listener endpoint", check=checkEndpoint),
     Setting("base_url", "str", "http://127.0.0.1:8080", "public URL of the API (catalog, links)", check=checkBaseURL),
     Setting("seed_demo", "bool", True, "create demo flavors, image and (with no users yet) a demo user at start"),
+    Setting(
+        "console_control",
+        "str",
+        "tcp:host=127.0.0.1:port=24999",
+        "VNC proxy control socket (Twisted client endpoint)",
+        check=checkClientEndpoint,
+    ),
+    Setting("console_user", "str", "console", "VNC proxy control user"),
+    Setting(
+        "console_secret_file",
+        "str",
+        "vncproxy-console.secret",
+        "file holding the control user's password (relative: under state_dir)",
+    ),
+    Setting("console_page_url", "str", "", "noVNC page for os-getVNCConsole (default <base_url>/ui/console)"),
+    Setting("vmapi_url", "str", "", "base of config_url (default <base_url>/vmapi/v1.0/server-params)"),
+    Setting(
+        "server_params_lifetime",
+        "float",
+        86400,
+        "seconds a new server's creation parameters stay readable",
+        check=checkPositive,
+    ),
+    Setting(
+        "password_lifetime", "float", 86400, "seconds a new server's admin password stays readable", check=checkPositive
+    ),
+    Setting("fqdn_template", "str", "", "SNF:fqdn of servers, e.g. snf-{id}.vm.example.org (empty: null)"),
+    Setting("stats_url", "str", "", "base URL of server statistics graphs (empty: statistics disabled)"),
+    Setting("changes_since_limit", "float", 3600, "oldest changes-since accepted, seconds", check=checkPositive),
+    Setting("shared_resources", "bool", False, "servers may be shared to the members of their project"),
 )
 
 
@@ -47,10 +102,48 @@ class APIPlugin:
 
     def makeService(self, node: object) -> IService:
         assert isinstance(node, NodeContext)
+        from pathlib import Path
+
+        from twisted.internet.endpoints import clientFromString
+
+        from synnefo_twisted.logic.serverops import ServerOptions
+        from synnefo_twisted.logic.servers import CreateSettings
+        from web.console import SecretFileBroker
         from web.service import APIService
 
         s = node.settings
-        return APIService(node.reactor, node.database, s["listen"], s["base_url"], seedDemo=s["seed_demo"])
+        base = s["base_url"].rstrip("/")
+        secretFile = Path(s["console_secret_file"])
+        if not secretFile.is_absolute():
+            secretFile = Path(node.stateDir) / secretFile
+        broker = SecretFileBroker(
+            node.reactor, clientFromString(node.reactor, s["console_control"]), s["console_user"], secretFile
+        )
+        options = ServerOptions(
+            create=CreateSettings(prefix=node.backends.prefix if node.backends is not None else "snf-"),
+            vmapiURL=s["vmapi_url"] or f"{base}/vmapi/v1.0/server-params",
+            clock=node.reactor,
+            paramsLifetime=float(s["server_params_lifetime"]),
+            passwordLifetime=float(s["password_lifetime"]),
+        )
+        servers = {
+            "fqdnTemplate": s["fqdn_template"] or None,
+            "consolePageURL": s["console_page_url"] or f"{base}/ui/console",
+            "sharingEnabled": s["shared_resources"],
+            "statsURL": s["stats_url"],
+            "pollLimit": float(s["changes_since_limit"]),
+        }
+        return APIService(
+            node.reactor,
+            node.database,
+            s["listen"],
+            s["base_url"],
+            seedDemo=s["seed_demo"],
+            backends=node.backends,
+            consoleBroker=broker,
+            serverOptions=options,
+            serverSettings=servers,
+        )
 
 
 api = APIPlugin()

@@ -9,6 +9,7 @@ C{/vmapi/v1.0} (server parameters); add them in L{APIApplication.__init__}.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.web.iweb import IRequest
@@ -23,11 +24,14 @@ from synnefo_twisted.db.repositories import (
     QuotaRepository,
     UserRepository,
 )
+from synnefo_twisted.logic.serverops import ServerOptions
 from web.auth import Authenticator
 from web.compute import ComputeAPI
 from web.identity import IdentityAPI
 from web.openapi import openAPIDocument
 from web.routing import Router
+from web.servers import ExtraAction, ServersAPI
+from web.vmapi import VMAPI
 
 
 class APIApplication:
@@ -40,7 +44,27 @@ class APIApplication:
         the service catalog and links.
     """
 
-    def __init__(self, database: Any, clock: Any, baseURL: str) -> None:
+    def __init__(
+        self,
+        database: Any,
+        clock: Any,
+        baseURL: str,
+        *,
+        backends: Any = None,
+        consoleBroker: Any = None,
+        serverOptions: ServerOptions | None = None,
+        serverSettings: Mapping[str, Any] | None = None,
+        extraServerActions: Mapping[str, ExtraAction] | None = None,
+    ) -> None:
+        """
+        @param backends: the L{IBackendRegistry}; the servers API is mounted
+            only with one.
+        @param consoleBroker: the L{IConsoleBroker} of server consoles.
+        @param serverSettings: keyword arguments of L{ServersAPI}
+            (C{fqdnTemplate}, C{statsURL}, C{pollLimit}, ...).
+        @param extraServerActions: server actions provided by other APIs
+            (C{addFloatingIp}, C{removeFloatingIp}).
+        """
         self.baseURL = baseURL.rstrip("/")
         users = UserRepository(database)
         projects = ProjectRepository(database)
@@ -55,6 +79,20 @@ class APIApplication:
             QuotaRepository(database),
             self.baseURL,
         ).register(self.router)
+        self.servers: ServersAPI | None = None
+        if backends is not None:
+            self.servers = ServersAPI(
+                database,
+                backends,
+                consoleBroker,
+                clock,
+                self.baseURL,
+                serverOptions,
+                extraActions=extraServerActions,
+                **dict(serverSettings or {}),
+            )
+            self.servers.register(self.router)
+        VMAPI(database, clock).register(self.router)
         self.router.add("GET", "/openapi.json", self.openapi, "this document", auth="none", tag="meta")
 
     def openapi(self, request: IRequest) -> dict[str, Any]:

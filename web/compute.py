@@ -431,6 +431,8 @@ def absoluteLimits(holdings: Sequence[Quota], userId: int) -> dict[str, int]:
     }
     for resource, limitKey, usedKey in LIMIT_KEYS:
         found = byResource.get(resource)
-        absolute[limitKey] = -1 if found is None else found.quota_limit
-        absolute[usedKey] = 0 if found is None else found.usage
+        # Quotas hold RAM in bytes; Nova reports it in MiB.
+        shift = 20 if resource == "cyclades.total_ram" else 0
+        absolute[limitKey] = -1 if found is None else found.quota_limit >> shift
+        absolute[usedKey] = 0 if found is None else found.usage >> shift
     return absolute

@@ -22,13 +22,14 @@ from synnefo_twisted.db.repositories import (
 DEMO_EMAIL = "demo@example.org"
 DEMO_IMAGE_ID = "00000000-0000-4000-8000-00000000d3b1"
 DEMO_FLAVORS = ((1, 1024, 20), (2, 2048, 40), (4, 4096, 80))
+# RAM and disk in bytes, as the server logic provisions them (Synnefo's units).
 DEMO_QUOTAS = {
     "cyclades.vm": 10,
     "cyclades.total_cpu": 20,
     "cyclades.cpu": 20,
-    "cyclades.total_ram": 20480,
-    "cyclades.ram": 20480,
-    "cyclades.disk": 400,
+    "cyclades.total_ram": 20 << 30,
+    "cyclades.ram": 20 << 30,
+    "cyclades.disk": 400 << 30,
     "cyclades.network.private": 5,
     "cyclades.floating_ip": 5,
 }

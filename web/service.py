@@ -41,12 +41,24 @@ class APIService(Service):
     name = "api"
     healthName = "api"
 
-    def __init__(self, reactor: Any, database: Any, endpoint: str, baseURL: str, seedDemo: bool = True) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        database: Any,
+        endpoint: str,
+        baseURL: str,
+        seedDemo: bool = True,
+        **applicationArgs: Any,
+    ) -> None:
+        """
+        @param applicationArgs: the keyword arguments of L{APIApplication}
+            (C{backends}, C{consoleBroker}, C{serverOptions}, ...).
+        """
         self._reactor = reactor
         self._database = database
         self._endpoint = endpoint
         self._seed = seedDemo
-        self.application = APIApplication(database, reactor, baseURL)
+        self.application = APIApplication(database, reactor, baseURL, **applicationArgs)
         self.port: IListeningPort | None = None
 
     def startService(self) -> Deferred[None]:

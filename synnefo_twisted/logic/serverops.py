@@ -8,6 +8,16 @@ L{synnefo_twisted.logic.backendselect}.
 
 Every function returns a Deferred and fails with a
 L{synnefo_twisted.logic.servers.ServerFault} when the request is refused.
+
+Quota: a create, and an action that changes what a server takes (start,
+stop, resize, destroy), issues a pending commission
+(L{QuotaRepository.issue}) checked against the project's and the member's
+limits, and stores its id as the server's C{serial_id} together with the
+job it submits (C{backendjobid}/C{task_job_id}). Whoever learns the job's
+outcome (the dispatcher, or reconciliation) resolves it by that id:
+C{QuotaRepository(tx).accept(server.serial_id)} when the job succeeded,
+C{reject(server.serial_id)} when it failed or was canceled; resolving twice
+is a no-op. A job that cannot be submitted has its commission rejected here.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import secrets
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -22,17 +33,14 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from synnefo_twisted.db.models import (
-    Diagnostic,
     Flavor,
     Image,
-    IPAddress,
     Network,
     Port,
     Project,
     Server,
     User,
     Volume,
-    columns,
 )
 from synnefo_twisted.db.repositories import (
     ConsoleForwardingRepository,
@@ -47,6 +55,8 @@ from synnefo_twisted.db.repositories import (
     ServerRepository,
     UserRepository,
 )
+from synnefo_twisted.db.servers import ServerListRepository, ServerParamsRepository, ServerPasswordRepository
+from synnefo_twisted.db.volumes import VolumeRepository
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.ganeti.errors import GanetiError, RapiNotFound, RapiServerError
 from synnefo_twisted.logic import servers as logic
@@ -77,8 +87,9 @@ NetworkActivator = Callable[[Any, Network], Awaitable[Sequence[int]]]
 class CreateResult:
     """
     A created server, its admin password (shown once) and the one-time
-    parameters for snf-image, to be served at C{config_url} under
-    C{configKey}.
+    parameters for snf-image, served at C{config_url} under C{configKey}
+    (stored with L{ServerParamsRepository} in the create transaction, so
+    they are readable before the job is submitted).
     """
 
     server: Server
@@ -99,6 +110,12 @@ class ServerOptions:
         recorded for a new port (the network logic's pools), or None.
     @ivar activateNetwork: C{activateNetwork(backend, network)} → ids of the
         jobs (CreateNetwork/ConnectNetwork) the create must wait for.
+    @ivar clock: an C{IReactorTime} dating the expiry of the stored
+        creation parameters and admin password (None: they never expire).
+    @ivar paramsLifetime: seconds the creation parameters stay readable
+        at C{config_url} (None: until read).
+    @ivar passwordLifetime: seconds the admin password stays readable with
+        C{GET /servers/<id>/password} (None: until forgotten).
     """
 
     create: CreateSettings = attrs.field(factory=CreateSettings)
@@ -109,6 +126,17 @@ class ServerOptions:
     hotplug: bool = True
     ipAllocator: IPAllocator | None = None
     activateNetwork: NetworkActivator | None = None
+    clock: Any = None
+    paramsLifetime: float | None = 86400.0
+    passwordLifetime: float | None = 86400.0
+
+    def expiry(self, seconds: float | None) -> datetime | None:
+        """
+        When something kept for C{seconds} from now expires (None: never).
+        """
+        if seconds is None or self.clock is None:
+            return None
+        return datetime.fromtimestamp(self.clock.seconds() + seconds, UTC)
 
 
 def _visibleServer(server: Server | None, user: User, serverId: int) -> Server:
@@ -136,12 +164,15 @@ async def _project(db: Any, user: User, requested: str | None) -> Project:
 
 
 async def _insertRootVolume(tx: Any, server: Server, flavor: Flavor, image: Image) -> Volume:
-    rows = await tx.execute(
-        "INSERT INTO volumes (userid, project, server_id, volume_type_id, size, idx, source, status) "
-        f"VALUES (%s, %s, %s, %s, %s, 0, %s, 'CREATING') RETURNING {columns(Volume)}",
-        (server.userid, server.project, server.id, flavor.volume_type_id, flavor.disk, f"image:{image.id}"),
+    return await VolumeRepository(tx).create(
+        server.userid,
+        flavor.volume_type_id,
+        flavor.disk,
+        project=server.project,
+        serverId=server.id,
+        idx=0,
+        source=f"image:{image.id}",
     )
-    return Volume(*rows[0])
 
 
 async def _resolvePorts(
@@ -220,6 +251,7 @@ async def _createServer(
     password = request.adminPass or logic.randomPassword()
     configKey = uuidlib.uuid4().hex
     configUrl = f"{options.vmapiURL.rstrip('/')}/{configKey}"
+    params = logic.serverParams(image, password, request.personality, keys, request.userData)
 
     async def record(tx: Any) -> tuple[Server, Volume, list[NicSpec], list[Network], int]:
         repo = ServerRepository(tx)
@@ -247,6 +279,8 @@ async def _createServer(
         for tag in request.tags:
             await repo.addTag(server.id, tag)
         nics, networks = await _resolvePorts(tx, user, updated, wanted, options)
+        await ServerParamsRepository(tx).store(configKey, server.id, params, options.expiry(options.paramsLifetime))
+        await ServerPasswordRepository(tx).remember(server.id, password, options.expiry(options.passwordLifetime))
         return updated, volume, nics, networks, commission.id
 
     server, volume, nics, networks, commissionId = await db.runInteraction(record)
@@ -282,7 +316,6 @@ async def _createServer(
     assert recorded is not None
     log.info("server {server_id} create job {job_id} on backend {backend}", server_id=server.id, job_id=jobId,
              backend=backend.id)  # fmt: skip
-    params = logic.serverParams(image, password, request.personality, keys, request.userData)
     return CreateResult(recorded, password, configKey, params)
 
 
@@ -292,7 +325,8 @@ async def _markCreateFailed(tx: Any, serverId: int, volumeId: int, portIds: Sequ
     ports are in ERROR.
     """
     await ServerRepository(tx).update(serverId, operstate="ERROR", backendlogmsg="Failed to send job to Ganeti.")
-    await tx.execute("UPDATE volumes SET status = 'ERROR' WHERE id = %s", (volumeId,))
+    await VolumeRepository(tx).update(volumeId, status="ERROR")
+    await ServerParamsRepository(tx).discardForServer(serverId)
     ports = PortRepository(tx)
     for portId in portIds:
         await ports.update(portId, state="ERROR")
@@ -775,65 +809,21 @@ def runAction(
 
 # -- what the server views show -----------------------------------------------------------------
 
-_CHUNK = 500
-
-
-def _marks(n: int) -> str:
-    return ", ".join(["%s"] * n)
-
 
 async def _loadExtras(
-    tx: Any, serverIds: Sequence[int], fqdnTemplate: str | None
+    db: Any, serverIds: Sequence[int], fqdnTemplate: str | None
 ) -> dict[int, serverviews.ServerExtras]:
-    metadata: dict[int, dict[str, str]] = {i: {} for i in serverIds}
-    tags: dict[int, list[str]] = {i: [] for i in serverIds}
-    ports: dict[int, list[Port]] = {i: [] for i in serverIds}
-    volumes: dict[int, list[int]] = {i: [] for i in serverIds}
-    diagnostics: dict[int, Diagnostic] = {}
-    ips: dict[int, list[IPAddress]] = {}
-    for start in range(0, len(serverIds), _CHUNK):
-        chunk = tuple(serverIds[start : start + _CHUNK])
-        where = f"server_id IN ({_marks(len(chunk))})"
-        for serverId, key, value in await tx.execute(
-            f"SELECT server_id, meta_key, meta_value FROM server_metadata WHERE {where} ORDER BY meta_key", chunk
-        ):
-            metadata[serverId][key] = value
-        for serverId, tag in await tx.execute(
-            f"SELECT server_id, tag FROM server_tags WHERE {where} ORDER BY tag", chunk
-        ):
-            tags[serverId].append(tag)
-        for row in await tx.execute(f"SELECT {columns(Port)} FROM ports WHERE {where} ORDER BY id", chunk):
-            port = Port(*row)
-            assert port.server_id is not None
-            ports[port.server_id].append(port)
-        for serverId, volumeId in await tx.execute(
-            f"SELECT server_id, id FROM volumes WHERE {where} AND deleted = FALSE ORDER BY idx, id", chunk
-        ):
-            volumes[serverId].append(volumeId)
-        for row in await tx.execute(f"SELECT {columns(Diagnostic)} FROM diagnostics WHERE {where} ORDER BY id", chunk):
-            diagnostic = Diagnostic(*row)
-            diagnostics[diagnostic.server_id] = diagnostic
-    portIds = [p.id for group in ports.values() for p in group]
-    for start in range(0, len(portIds), _CHUNK):
-        chunk = tuple(portIds[start : start + _CHUNK])
-        for row in await tx.execute(
-            f"SELECT {columns(IPAddress)} FROM ips WHERE port_id IN ({_marks(len(chunk))}) AND deleted = FALSE "
-            "ORDER BY id",
-            chunk,
-        ):
-            ip = IPAddress(*row)
-            assert ip.port_id is not None
-            ips.setdefault(ip.port_id, []).append(ip)
+    relations = await ServerListRepository(db).relations(serverIds)
     return {
         i: serverviews.ServerExtras(
-            metadata=metadata[i],
-            tags=tags[i],
-            ports=[(p, ips.get(p.id, [])) for p in ports[i]],
-            volumeIds=volumes[i],
-            diagnostic=diagnostics.get(i),
+            metadata=r.metadata,
+            tags=r.tags,
+            ports=r.ports,
+            volumeIds=r.volumeIds,
+            diagnostic=r.diagnostic,
             fqdn=fqdnTemplate.format(id=i) if fqdnTemplate else None,
         )
-        for i in serverIds
+        for i, r in relations.items()
     }
 
 
@@ -847,5 +837,4 @@ def serverExtras(
     read in one transaction with a fixed number of queries per 500
     servers, whatever their count.
     """
-    d: Deferred[dict[int, serverviews.ServerExtras]] = db.runInteraction(_loadExtras, list(serverIds), fqdnTemplate)
-    return d
+    return Deferred.fromCoroutine(_loadExtras(db, list(serverIds), fqdnTemplate))

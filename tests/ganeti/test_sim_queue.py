@@ -144,6 +144,33 @@ class QueueTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertFalse(self.cluster.instances["snf-1"].adminUp)
 
+    def test_dependencyAnyFinalStatus(self) -> None:
+        """
+        A dependency with an empty status list waits for the job to end and then accepts any final status.
+        """
+        failing = self.queue.submit([{"OP_ID": "OP_INSTANCE_STARTUP", "instance_name": "snf-9"}])
+        waiter = self.queue.submit([{**createOp("snf-2"), "depends": [[failing, []]]}])
+        self.clock.advance(0)
+        self.assertEqual(self.queue.jobs[failing].status(), "error")
+        self.clock.advance(0)
+        self.assertEqual(self.queue.jobs[waiter].status(), "running")
+        self.clock.advance(2)
+        self.assertEqual(self.queue.jobs[waiter].status(), "success")
+        self.assertIn("snf-2", self.cluster.instances)
+
+    def test_dependencyAnyStatusWaits(self) -> None:
+        """
+        A dependency with an empty status list still keeps the job queued while the other job runs.
+        """
+        first = self.queue.submit([createOp("snf-1")])
+        second = self.queue.submit([{**createOp("snf-2"), "depends": [[first, []]]}])
+        self.clock.advance(0)
+        self.assertEqual(self.queue.jobs[first].status(), "running")
+        self.assertEqual(self.queue.jobs[second].status(), "queued")
+        self.clock.advance(2)
+        self.clock.advance(0)
+        self.assertEqual(self.queue.jobs[second].status(), "running")
+
     def test_locksSerialize(self) -> None:
         """
         Two jobs on the same instance run one after the other; the second waits (status waiting) meanwhile.

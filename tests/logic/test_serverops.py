@@ -15,6 +15,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from synnefo_twisted.backends import BackendRegistry
+from synnefo_twisted.db import servers as dbservers
 from synnefo_twisted.db.models import Network, Port
 from synnefo_twisted.db.repositories import (
     BackendRepository,
@@ -740,7 +741,7 @@ class ServerOpsMixin(_Base):
             view["addresses"], {str(public.id): [{"version": 4, "addr": "10.0.0.2", "OS-EXT-IPS:type": "fixed"}]}
         )
         self.assertEqual(await serverops.serverExtras(self.db, []), {})
-        self.patch(serverops, "_CHUNK", 1)
+        self.patch(dbservers, "_CHUNK", 1)
         chunked = await serverops.serverExtras(self.db, [first.server.id, second.server.id], "snf-{id}.vm.example.org")
         self.assertEqual(chunked, extras)
 

@@ -15,7 +15,7 @@ from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.migrations import migrate
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
-from tests.web import test_auth, test_compute, test_identity, test_openapi
+from tests.web import test_auth, test_compute, test_identity, test_openapi, test_servers
 
 
 class PostgresMixin(SchemaMixin):
@@ -74,4 +74,28 @@ class LimitTests(PostgresMixin, test_compute.LimitTests):
 class OpenAPIDocumentTests(PostgresMixin, test_openapi.OpenAPIDocumentTests):
     """
     The OpenAPI document on PostgreSQL (public routes need no token).
+    """
+
+
+class ServerCreateTests(PostgresMixin, test_servers.CreateTests):
+    """
+    Server creation (quota, VMAPI parameters) on PostgreSQL.
+    """
+
+
+class ServerReadTests(PostgresMixin, test_servers.ReadTests):
+    """
+    Server listing (changes-since, pagination) and views on PostgreSQL.
+    """
+
+
+class ServerWriteTests(PostgresMixin, test_servers.WriteTests):
+    """
+    Rename, delete, password, metadata and tags on PostgreSQL.
+    """
+
+
+class ServerActionTests(PostgresMixin, test_servers.ActionTests):
+    """
+    Server actions on PostgreSQL.
     """

@@ -260,14 +260,15 @@ class KeyPairTests(APITestCase):
 class LimitTests(APITestCase):
     async def test_limits(self) -> None:
         """
-        /limits reports the base project's quota limits and usage; missing resources are unlimited (-1).
+        /limits reports the base project's quota limits and usage (RAM held in bytes, reported in MiB); missing
+        resources are unlimited (-1).
         """
         projects = ProjectRepository(self.database)
         project = await projects.create("base", ownerUUID=self.user.uuid, isBase=True, uuid=self.user.uuid)
         await projects.addMember(project.id, self.user.id)
         quotas = QuotaRepository(self.database)
         await quotas.setLimit(project.id, "cyclades.vm", 5)
-        await quotas.setLimit(project.id, "cyclades.total_ram", 8192)
+        await quotas.setLimit(project.id, "cyclades.total_ram", 8192 << 20)
         commission = await quotas.issue(project.id, self.user.id, {"cyclades.vm": 2})
         await quotas.accept(commission.id)
         reply = await self.call("GET", "/compute/v2.0/limits", self.token)

@@ -16,18 +16,20 @@ from zope.interface.verify import verifyObject
 
 import plugins
 from plugins.api import api
+from synnefo_twisted.backends import BackendRegistry
 from synnefo_twisted.config import ConfigError, loadConfig
 from synnefo_twisted.context import NodeContext
 from synnefo_twisted.db.repositories import FlavorRepository, ImageRepository, UserRepository
-from synnefo_twisted.interfaces import IHealthReporter, ISynnefoPlugin
+from synnefo_twisted.interfaces import IConsoleBroker, IHealthReporter, ISynnefoPlugin
 from synnefo_twisted.metrics import MetricsRegistry
 from synnefo_twisted.testing import memoryDatabase
+from web.console import SecretFileBroker
 from web.seed import DEMO_EMAIL, DEMO_IMAGE_ID, seedDemo
 from web.service import APIService
 
 
 class PluginTests(TestCase):
-    def node(self, text: str, database: Any = None) -> NodeContext:
+    def node(self, text: str, database: Any = None, backends: Any = None) -> NodeContext:
         path = self.mktemp()
         Path(path).write_text(text)
         cfg = loadConfig(path, {"api": api.settings}, environ={})
@@ -37,6 +39,7 @@ class PluginTests(TestCase):
             metrics=MetricsRegistry(),
             stateDir=Path("state"),
             database=database,
+            backends=backends,
         )
 
     def test_interfaces(self) -> None:
@@ -81,6 +84,47 @@ class PluginTests(TestCase):
         self.assertEqual(user.email, DEMO_EMAIL)
         await service.stopService()
         self.assertFalse(service.health().ok)
+
+    async def test_serversMounted(self) -> None:
+        """
+        With the node's backend registry the servers API is mounted, its console broker reads the control secret
+        from a file under the state directory, and config_url points at the VMAPI under base_url.
+        """
+        database = await memoryDatabase(reactor)
+        self.addCleanup(database.stopService)
+        node = self.node(
+            '[api]\nbase_url = "https://api.example.org"\nconsole_user = "vnc"\n',
+            database,
+            BackendRegistry(database, "snf-", MemoryReactorClock()),
+        )
+        service = api.makeService(node)
+        assert isinstance(service, APIService)
+        routes = {(r.method, r.path) for r in service.application.router.routes}
+        self.assertIn(("POST", "/compute/v2.0/servers"), routes)
+        self.assertIn(("GET", "/vmapi/v1.0/server-params/<config_key>"), routes)
+        servers = next(
+            r for r in service.application.router.routes if r.path == "/compute/v2.0/servers" and r.method == "POST"
+        )
+        self.assertEqual(servers.tag, "servers")
+        broker = service.application.servers.broker
+        assert isinstance(broker, SecretFileBroker)
+        self.assertTrue(verifyObject(IConsoleBroker, broker))
+        self.assertEqual((broker.user, broker.secretFile), ("vnc", Path("state") / "vncproxy-console.secret"))
+        options = service.application.servers.options
+        self.assertEqual(options.vmapiURL, "https://api.example.org/vmapi/v1.0/server-params")
+
+    async def test_serversNeedBackends(self) -> None:
+        """
+        Without a backend registry only the VMAPI is mounted.
+        """
+        database = await memoryDatabase(reactor)
+        self.addCleanup(database.stopService)
+        service = api.makeService(self.node("", database))
+        assert isinstance(service, APIService)
+        paths = {r.path for r in service.application.router.routes}
+        self.assertNotIn("/compute/v2.0/servers", paths)
+        self.assertIn("/vmapi/v1.0/server-params/<config_key>", paths)
+        self.assertIsNone(service.application.servers)
 
 
 class SeedTests(TestCase):

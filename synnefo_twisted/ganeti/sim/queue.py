@@ -368,6 +368,8 @@ class JobQueue:
         """
         None when the op's dependencies allow it to run, C{"wait"} while
         they are pending, or an error message when one ended wrongly.
+        An empty status list accepts any final status (Ganeti's
+        semantics: wait for the job to finish, whatever its outcome).
         """
         for dep in op.input.get("depends") or []:
             depId, statuses = int(dep[0]), list(dep[1])
@@ -379,7 +381,7 @@ class JobQueue:
             if not other.finalized():
                 return "wait"
             status = other.status()
-            if status not in statuses:
+            if statuses and status not in statuses:
                 return f"Job dependency {depId} finished with status '{status}', not one of '{', '.join(statuses)}'"
         return None
 
