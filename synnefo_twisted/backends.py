@@ -18,20 +18,30 @@ from synnefo_twisted.db.repositories import BackendRepository
 from synnefo_twisted.interfaces import IBackendRegistry, IGanetiClient
 
 
+def tlsPolicyFor(backend: Backend) -> Any:
+    """
+    The L{RapiTLSPolicy} of a backend row: no check when C{verify_tls} is
+    false, else the pinned certificate (C{ca_pem}) or the system trust store.
+    """
+    from synnefo_twisted.ganeti.tls import RapiTLSPolicy
+
+    return RapiTLSPolicy(verify=backend.verify_tls, caPEM=backend.ca_pem.encode() or None)
+
+
 def rapiClientFor(reactor: Any, backend: Backend) -> IGanetiClient:
     """
     A RAPI client for a backend row: its URL and credentials, and TLS
-    verified unless the row explicitly disables verification.
+    verified (against the pinned certificate when the row has one) unless
+    the row explicitly disables verification.
     """
     from synnefo_twisted.ganeti.rapi import RapiClient
-    from synnefo_twisted.ganeti.tls import RapiTLSPolicy
 
     return RapiClient.forURL(
         reactor,
         backend.rapi_url,
         backend.username or None,
         backend.password or None,
-        tls=RapiTLSPolicy(verify=backend.verify_tls),
+        tls=tlsPolicyFor(backend),
     )
 
 
@@ -54,13 +64,13 @@ class BackendRegistry:
         self._repository = BackendRepository(database)
         self._reactor = reactor
         self._clientFactory = clientFactory
-        self._clients: dict[int, tuple[tuple[str, str, str, bool], IGanetiClient]] = {}
+        self._clients: dict[int, tuple[tuple[str, str, str, bool, str], IGanetiClient]] = {}
 
     def backends(self) -> Deferred[list[Backend]]:
         return self._repository.list()
 
     def clientFor(self, backend: Backend) -> IGanetiClient:
-        key = (backend.rapi_url, backend.username, backend.password, backend.verify_tls)
+        key = (backend.rapi_url, backend.username, backend.password, backend.verify_tls, backend.ca_pem)
         cached = self._clients.get(backend.id)
         if cached is not None and cached[0] == key:
             return cached[1]

@@ -76,3 +76,28 @@ class BackendRegistryTests(TestCase):
         client = registry.clientFor(backend)
         self.assertTrue(IGanetiClient.providedBy(client))
         self.assertEqual(client.baseUrl, "https://127.0.0.1:5080")
+
+    @inlineCallbacks
+    def test_pinnedCertificate(self):
+        """
+        A backend with a pinned certificate gets a TLS policy trusting
+        exactly that certificate; without a pin the system trust store;
+        with verification off, none. Changing the pin rebuilds the client.
+        """
+        from twisted.internet.ssl import Certificate, KeyPair
+
+        from synnefo_twisted.backends import tlsPolicyFor
+
+        pem = Certificate(KeyPair.generate(size=2048).selfSignedCert(1, CN="c.example.org").original).dumpPEM()
+        repo = BackendRepository(self.db)
+        backend = yield repo.add("c.example.org", "https://10.0.0.1:5080", caPEM=pem.decode())
+        policy = tlsPolicyFor(backend)
+        self.assertEqual((policy.verify, policy.caPEM), (True, pem))
+        first = self.registry.clientFor(backend)
+        self.assertIs(self.registry.clientFor(backend), first)
+        unpinned = yield repo.modify(backend.id, ca_pem="")
+        self.assertIsNot(self.registry.clientFor(unpinned), first)
+        policy = tlsPolicyFor(unpinned)
+        self.assertEqual((policy.verify, policy.caPEM), (True, None))
+        unverified = yield repo.modify(backend.id, verify_tls=False)
+        self.assertFalse(tlsPolicyFor(unverified).verify)

@@ -162,6 +162,8 @@ class Backend:
     resources_updated: datetime | None = attrs.field(converter=parseTimestamp)
     created: datetime = attrs.field(converter=_ts)
     updated: datetime = attrs.field(converter=_ts)
+    ca_pem: str = attrs.field(default="", repr=False)
+    """PEM the RAPI certificate must chain to (migration 0007); empty: the system trust store."""
 
     @property
     def usable(self) -> bool:

@@ -252,6 +252,7 @@ class BackendRepository(_Repository):
         "pinst_cnt",
         "ctotal",
         "resources_updated",
+        "ca_pem",
     )
 
     def add(
@@ -265,12 +266,14 @@ class BackendRepository(_Repository):
         hypervisor: str = "kvm",
         public: bool = True,
         simulated: bool = False,
+        caPEM: str = "",
     ) -> Deferred[Backend]:
         sql = (
-            "INSERT INTO backends (clustername, rapi_url, username, password, verify_tls, hypervisor, public, simulated) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {self._cols}"
+            "INSERT INTO backends (clustername, rapi_url, username, password, verify_tls, hypervisor, public, simulated, "
+            f"ca_pem) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {self._cols}"
         )
-        d = self._query(sql, (clustername, rapiURL, username, password, verifyTLS, hypervisor, public, simulated))
+        params = (clustername, rapiURL, username, password, verifyTLS, hypervisor, public, simulated, caPEM)
+        d = self._query(sql, params)
         return d.addCallback(lambda rows: Backend(*rows[0]))
 
     def get(self, backendId: int) -> Deferred[Backend | None]:

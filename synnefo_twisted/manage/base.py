@@ -15,12 +15,27 @@ from twisted.internet.defer import Deferred, succeed
 
 from synnefo_twisted.config import Config
 
+#: how long C{--wait} waits for a Ganeti job before giving up (seconds)
+JOB_WAIT_TIMEOUT = 1800.0
+
 
 class CommandError(Exception):
     """
     The command cannot do what was asked; C{str(error)} is shown to the
     operator (one line) and the exit status is 1.
     """
+
+    exitCode = 1
+
+
+class BadInput(CommandError):
+    """
+    A malformed argument (an address, a CIDR, a value out of range): shown
+    as one line, exit status 2 like an argparse usage error. Nothing was
+    changed.
+    """
+
+    exitCode = 2
 
 
 @attrs.define
@@ -56,6 +71,15 @@ class ManageContext:
         database = openDatabase(settings["url"], self.reactor, poolSize=1)
         self._database = database
         return Deferred.fromCoroutine(_start(database))
+
+    def backends(self, database: Any) -> Any:
+        """
+        The L{IBackendRegistry} of the backends in C{database}, with RAPI
+        clients built from their rows (and C{[ganeti] prefix}).
+        """
+        from synnefo_twisted.backends import BackendRegistry
+
+        return BackendRegistry(database, self.config.section("ganeti")["prefix"], self.reactor)
 
     def close(self) -> Deferred[None]:
         database, self._database = self._database, None

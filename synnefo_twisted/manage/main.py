@@ -10,20 +10,45 @@ import inspect
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 
 from synnefo_twisted.config import ConfigError, loadConfig
-from synnefo_twisted.manage import core  # noqa: F401  (registers the core commands)
+from synnefo_twisted.manage import (  # noqa: F401  (each module registers its commands)
+    backends,
+    catalog,
+    core,
+    networks,
+    pools,
+    quotas,
+    servers,
+    users,
+)
 from synnefo_twisted.manage.base import COMMANDS, CommandError, ManageContext
 from synnefo_twisted.manage.output import FORMATS
 from synnefo_twisted.pluginloader import PluginError, discoverPlugins, pluginSections
 
 
+class UsageError(Exception):
+    """
+    An argument did not parse; C{str(error)} is the one-line message.
+    """
+
+
+class _Parser(argparse.ArgumentParser):
+    """
+    An argument parser whose errors are one line (C{snf-manage COMMAND:
+    error: ...}) and exit status 2, instead of the usage text.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
 def buildParser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="snf-manage", description="synnefo-twisted administration")
+    parser = _Parser(prog="snf-manage", description="synnefo-twisted administration")
     parser.add_argument(
         "--config",
         help="TOML configuration file (default: $SNF_CONFIG, /etc/synnefo/synnefo.toml, else the embedded default)",
@@ -52,6 +77,9 @@ async def _run(reactor: Any, argv: Sequence[str], context: ManageContext | None)
         args = parser.parse_args(list(argv))
     except SystemExit as e:
         return int(e.code or 0)
+    except UsageError as e:
+        (context.err if context is not None else sys.stderr).write(f"{e} (see --help)\n")
+        return 2
     if context is None:
         try:
             config = loadConfig(args.config or os.environ.get("SNF_CONFIG"), pluginSections(discoverPlugins()))
@@ -67,8 +95,9 @@ async def _run(reactor: Any, argv: Sequence[str], context: ManageContext | None)
         if inspect.isawaitable(result):
             result = await result
     except CommandError as e:
-        context.err.write(f"snf-manage {cmd.name}: error: {e}\n")
-        return 1
+        message = " ".join(str(e).split())
+        context.err.write(f"snf-manage {cmd.name}: error: {message}\n")
+        return e.exitCode
     finally:
         await context.close()
     return result if isinstance(result, int) else 0

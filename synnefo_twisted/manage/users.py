@@ -7,11 +7,12 @@ token renewal).
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from synnefo_twisted.db.models import User
 from synnefo_twisted.db.repositories import UserRepository
-from synnefo_twisted.manage.base import CommandError, ManageContext, command
+from synnefo_twisted.manage.base import BadInput, CommandError, ManageContext, command
 from synnefo_twisted.manage.output import formatMapping, formatTable
 
 USER_COLUMNS = ["id", "uuid", "email", "name", "admin", "active", "created"]
@@ -27,6 +28,19 @@ def parseBool(value: str) -> bool:
     if lowered in ("false", "no", "0"):
         return False
     raise argparse.ArgumentTypeError(f"expected True or False, not {value!r}")
+
+
+def tokenDays(value: str) -> int:
+    """
+    A token lifetime in days for argparse: a positive integer.
+    """
+    if not value.isdigit() or not 0 < int(value) <= 36500:
+        raise argparse.ArgumentTypeError(f"expected a number of days from 1 to 36500, not {value!r}")
+    return int(value)
+
+
+def _expiry(days: int | None) -> datetime | None:
+    return None if days is None else datetime.now(UTC) + timedelta(days=days)
 
 
 def _row(user: User) -> list[Any]:
@@ -53,6 +67,7 @@ def _addArguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("email", help="the user's e-mail (unique)")
     parser.add_argument("--name", default="", help="display name")
     parser.add_argument("--admin", action="store_true", help="give the admin role")
+    parser.add_argument("--token-days", type=tokenDays, help="the token expires after this many days (default: never)")
 
 
 @command("user-add", "create a user and print its id and a fresh API token", _addArguments)
@@ -62,8 +77,11 @@ async def userAdd(context: ManageContext, args: argparse.Namespace) -> None:
     users = UserRepository(await context.database())
     if await users.byEmail(args.email) is not None:
         raise CommandError(f"a user with e-mail {args.email} already exists")
-    user, token = await users.create(args.email, args.name, roles=["admin"] if args.admin else [])
+    expires = _expiry(args.token_days)
+    user, token = await users.create(args.email, args.name, roles=["admin"] if args.admin else [], tokenExpires=expires)
     data = {"id": user.id, "uuid": user.uuid, "email": user.email, "admin": user.isAdmin, "token": token}
+    if expires is not None:
+        data["token_expires"] = expires.isoformat()
     context.out.write(formatMapping(data, context.outputFormat))
 
 
@@ -81,6 +99,9 @@ def _modifyArguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--renew-token", action="store_true", help="revoke every token of the user and print a fresh one"
     )
+    parser.add_argument(
+        "--token-days", type=tokenDays, help="with --renew-token: the new token expires after this many days"
+    )
 
 
 @command("user-modify", "change a user's admin role, active flag or name; renew its token", _modifyArguments)
@@ -95,6 +116,8 @@ async def userModify(context: ManageContext, args: argparse.Namespace) -> None:
         fields["is_active"] = args.active
     if args.name is not None:
         fields["name"] = args.name
+    if args.token_days is not None and not args.renew_token:
+        raise BadInput("--token-days applies to --renew-token")
     if not fields and not args.renew_token:
         raise CommandError("nothing to change (give --admin, --active, --name or --renew-token)")
     if fields:
@@ -103,6 +126,9 @@ async def userModify(context: ManageContext, args: argparse.Namespace) -> None:
         user = modified
     data: dict[str, Any] = dict(zip(USER_COLUMNS, _row(user)))
     if args.renew_token:
+        expires = _expiry(args.token_days)
         await users.revokeTokens(user.id)
-        data["token"] = await users.addToken(user.id)
+        data["token"] = await users.addToken(user.id, expires=expires)
+        if expires is not None:
+            data["token_expires"] = expires.isoformat()
     context.out.write(formatMapping(data, context.outputFormat))

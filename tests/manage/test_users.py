@@ -4,7 +4,7 @@ Tests for the user commands of snf-manage (L{synnefo_twisted.manage.users}).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from synnefo_twisted.db.repositories import UserRepository
 from tests.manage.support import ManageTestCase
@@ -90,3 +90,24 @@ class UserCommandTests(ManageTestCase):
         code, _out, err = await self.manage("user-modify", "a@example.org")
         self.assertEqual(code, 1)
         self.assertIn("nothing to change", err)
+
+    async def test_tokenExpiry(self) -> None:
+        """
+        --token-days gives the new token (at user-add or renewal) an expiry:
+        it works before and not after; --token-days without a renewal or
+        out of range is bad input.
+        """
+        data = await self.manageJSON("user-add", "a@example.org", "--token-days", "2")
+        users = UserRepository(self.database)
+        now = datetime.now(UTC)
+        self.assertIsNotNone(await users.byToken(data["token"], now + timedelta(days=1)))
+        self.assertIsNone(await users.byToken(data["token"], now + timedelta(days=3)))
+        renewed = await self.manageJSON("user-modify", "a@example.org", "--renew-token", "--token-days", "30")
+        self.assertTrue(renewed["token_expires"])
+        self.assertIsNotNone(await users.byToken(renewed["token"], now + timedelta(days=29)))
+        self.assertIsNone(await users.byToken(renewed["token"], now + timedelta(days=31)))
+        code, _out, err = await self.manage("user-modify", "a@example.org", "--token-days", "3")
+        self.assertEqual(code, 2)
+        self.assertIn("--renew-token", err)
+        code, _out, _err = await self.manage("user-add", "b@example.org", "--token-days", "0")
+        self.assertEqual(code, 2)
