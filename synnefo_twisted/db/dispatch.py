@@ -58,6 +58,21 @@ class DispatchRepository(_Repository):
         d = self._query(f"UPDATE servers SET {sets}, updated = {self._now()} WHERE id = %s", (*params, serverId))
         return d.addCallback(lambda _: None)
 
+    def updateIfNewer(self, serverId: int, fields: Mapping[str, object], eventTime: datetime) -> Deferred[bool]:
+        """
+        Write C{fields} (job fields, C{jobtime} among them) if the server is
+        not deleted and C{eventTime} is newer than its C{jobtime}: one
+        statement, the row locked by the UPDATE itself. Deferred True when
+        written.
+        """
+        sets, params = _assignments(fields, _SERVER_COLUMNS, "servers")
+        d = self._query(
+            f"UPDATE servers SET {sets}, updated = {self._now()} "
+            "WHERE id = %s AND deleted = FALSE AND (jobtime IS NULL OR jobtime < %s) RETURNING id",
+            (*params, serverId, eventTime),
+        )
+        return d.addCallback(bool)
+
     def recordSubmittedJob(self, serverId: int, jobId: int, *, backendJob: bool = False) -> Deferred[Server | None]:
         """
         Record the job the API just submitted for the server's task, without

@@ -359,6 +359,29 @@ def _instanceGone(message: OpMessage) -> bool:
     return bool(_INSTANCE_GONE.search(text))
 
 
+def onlyJobFields(message: OpMessage) -> bool:
+    """
+    Whether C{message} can change nothing but the job fields (a status that
+    is not final, or a snapshot): then L{decideOp} writes L{jobFields}
+    exactly when the server is not deleted and the message is newer than
+    C{jobtime}, which the shell does in one conditional UPDATE.
+    """
+    return not message.final or message.operation == "OP_INSTANCE_SNAPSHOT"
+
+
+def jobFields(message: OpMessage) -> dict[str, object]:
+    """
+    The job fields (register C{jobtime}) C{message} writes.
+    """
+    return {
+        "backendjobid": message.jobId,
+        "backendjobstatus": message.status,
+        "backendopcode": message.operation,
+        "backendlogmsg": message.logmsg,
+        "jobtime": message.eventTime,
+    }
+
+
 def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) -> OpDecision:
     """
     What C{message} changes on C{server} (spec §2.5 C{process_op_status}).
@@ -375,14 +398,8 @@ def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) ->
     status = message.status
     fields: dict[str, object] = {}
     if _after(t, server.jobtime):
-        fields.update(
-            backendjobid=message.jobId,
-            backendjobstatus=status,
-            backendopcode=op,
-            backendlogmsg=message.logmsg,
-            jobtime=t,
-        )
-    if op == "OP_INSTANCE_SNAPSHOT" or not message.final:
+        fields.update(jobFields(message))
+    if onlyJobFields(message):
         return OpDecision(bool(fields), "applied" if fields else "stale", fields)
 
     success = status == SUCCESS

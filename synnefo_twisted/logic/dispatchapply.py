@@ -95,6 +95,11 @@ async def _apply(db: Any, kind: str, message: Mapping[str, Any], prefix: str) ->
 async def _applyOp(tx: Any, message: dispatch.OpMessage, prefix: str) -> ApplyOutcome:
     repo = DispatchRepository(tx)
     assert message.serverId is not None
+    if dispatch.onlyJobFields(message):
+        # The common case (queued, running...): one conditional UPDATE; when
+        # it writes nothing, the full path below tells why.
+        if await repo.updateIfNewer(message.serverId, dispatch.jobFields(message), message.eventTime):
+            return ApplyOutcome(True, "applied", "op", message.serverId)
     server = await repo.lockServer(message.serverId)
     if server is None:
         log.info(
