@@ -27,7 +27,8 @@ error. C{backendtime} keeps its original meaning: the time of the latest
 success or terminal job (it only moves forward).
 
 Quota: the final status of the server's pending task's job (C{task_job_id},
-or, before the API recorded the job id, a job whose opcode is the task's)
+or, before the API recorded the job id, a real job (not the reconciler's
+job 0) whose opcode is the task's)
 accepts (success) or rejects (error, canceled) the task's commission
 (C{serial_id}) and clears the task.
 """
@@ -507,7 +508,8 @@ def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) ->
     commission: int | None = None
     accept = False
     if server.task is not None and (
-        server.task_job_id == message.jobId or (server.task_job_id is None and TASK_OF_OPCODE.get(op) == server.task)
+        server.task_job_id == message.jobId
+        or (server.task_job_id is None and message.jobId != 0 and TASK_OF_OPCODE.get(op) == server.task)
     ):
         commission = server.serial_id
         accept = success or remove
