@@ -21,7 +21,7 @@ from synnefo_twisted.bus import openBus, parseAMQPURL
 from synnefo_twisted.bus.topology import eventQueues
 from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.repositories import ServerRepository
-from synnefo_twisted.dispatcher.service import DispatcherService, DispatcherSettings
+from synnefo_twisted.dispatcher.service import DispatcherService, DispatcherSettings, dispatcherTopology
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, freePort, withSearchPath
 from tests.integration.dispatcher.test_database_outage import _Forwarder
@@ -45,6 +45,7 @@ class BrokerOutageTests(SchemaMixin, TestCase):
         port = freePort()
         forwarder = _Forwarder(address.host, address.port)
         listening = reactor.listenTCP(port, forwarder, interface="127.0.0.1")
+        self.addCleanup(lambda: listening.stopListening())
         vhost = address.vhost.replace("/", "%2F")
         bus = openBus(f"amqp://{address.username}:{address.password}@127.0.0.1:{port}/{vhost}", reactor)
         await bus.startService()
@@ -52,8 +53,7 @@ class BrokerOutageTests(SchemaMixin, TestCase):
         prefix = "o" + uuid.uuid4().hex[:8] + "-"
         names = eventQueues(prefix)
         service = DispatcherService(reactor, db, bus, DispatcherSettings(prefix=prefix, prefetch=8, concurrency=2))
-        await service.startService()
-        self.addCleanup(service.stopService)
+        await bus.declare(dispatcherTopology(prefix))
 
         async def dropQueues() -> None:
             for family in ("op", "network", "progress", "cluster"):
@@ -67,7 +67,10 @@ class BrokerOutageTests(SchemaMixin, TestCase):
                 body = opMessage(b.id, "OP_INSTANCE_CREATE", status, 1, seconds)
                 body["instance"] = f"{prefix}{b.id}"
                 await bus.publish("ganeti", names.opKey, json.dumps(body).encode())
-        for _ in range(200):
+        # Everything is queued before the dispatcher starts, so the cut comes mid-stream.
+        await service.startService()
+        self.addCleanup(service.stopService)
+        for _ in range(400):
             if service.counts["applied"] >= 4:
                 break
             await deferLater(reactor, 0.005, lambda: None)
@@ -78,7 +81,6 @@ class BrokerOutageTests(SchemaMixin, TestCase):
             proxy.transport.abortConnection()
         await deferLater(reactor, 0.5, lambda: None)
         listening = reactor.listenTCP(port, forwarder, interface="127.0.0.1")
-        self.addCleanup(listening.stopListening)
 
         servers = ServerRepository(db)
         for _ in range(600):
