@@ -446,7 +446,7 @@ def detectServers(
         if recent or name in busy:
             continue
         # pending task: its job is finished (or gone) but the task stayed
-        if server.task_job_id is not None:
+        if server.task is not None and server.task_job_id is not None:
             taskJob = jobs.get(server.task_job_id)
             if taskJob is None or taskJob.finalized:
                 what = "missing" if taskJob is None else taskJob.status

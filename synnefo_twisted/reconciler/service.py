@@ -136,11 +136,29 @@ class ReconcilerService(Service):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        return self.whenIdle()
+
+    @property
+    def busy(self) -> bool:
+        """
+        A step (or the planning of a pass) is running.
+        """
+        return self._running is not None
+
+    def whenIdle(self) -> Deferred[None]:
+        """
+        Fires when no step is running (at once when none is).
+        """
         running = self._running
         if running is None:
             return succeed(None)
         done: Deferred[None] = Deferred()
-        running.addBoth(lambda _: done.callback(None))
+
+        def fire(result: object) -> object:
+            done.callback(None)
+            return result
+
+        running.addBoth(fire)
         return done
 
     def _schedule(self, delay: float, fn: Callable[[], None]) -> None:
