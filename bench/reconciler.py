@@ -12,7 +12,8 @@ stopped, 0.5% removed (stale servers), 0.2% are extra instances (orphans),
   baseline    GET /2/instances?bulk=1 + GET /2/jobs?bulk=1 through the RAPI
               client, and one SELECT of the backend's servers: the least any
               reconciliation has to read;
-  report      reconcile every server (batches of --batch-size, as
+  report      reconcile every server: one Ganeti snapshot (the two bulk
+              calls), the servers read in batches of --batch-size (as
               snf-manage reconcile-servers does), no fixes;
   fix-all     the same with every fix (through the dispatcher's state
               machine; orphans deleted from Ganeti);
@@ -62,7 +63,7 @@ from synnefo_twisted.ganeti.sim.queue import JobQueue  # noqa: E402
 from synnefo_twisted.ganeti.sim.rapi import SimRapi  # noqa: E402
 from synnefo_twisted.logic.reconcile import Thresholds  # noqa: E402
 from synnefo_twisted.reconciler.service import planBatches  # noqa: E402
-from synnefo_twisted.reconciler.shell import FixOptions, reconcileServers  # noqa: E402
+from synnefo_twisted.reconciler.shell import FixOptions, reconcileServers, takeSnapshot  # noqa: E402
 
 DEFAULT_PG = os.environ.get(
     "SNF_BENCH_PG_URL", os.environ.get("SNF_TEST_PG_URL", "postgresql://synnefo_test@127.0.0.1:5432/synnefo_test")
@@ -184,6 +185,7 @@ async def reconcileAll(db: Any, backend: Any, client: Any, fix: FixOptions, batc
     started = time.perf_counter()
     findings = fixed = 0
     ids = await ReconcileRepository(db).serverIds(backend.id)
+    snapshot = await takeSnapshot(client, lambda: datetime.now(UTC))
     for low, high in planBatches(ids, batchSize):
         result = await reconcileServers(
             db,
@@ -194,6 +196,7 @@ async def reconcileAll(db: Any, backend: Any, client: Any, fix: FixOptions, batc
             thresholds=Thresholds(grace=timedelta(0)),  # the seed is seconds old
             low=low,
             high=high,
+            snapshot=snapshot,
         )
         findings += len(result.findings)
         fixed += sum(1 for f in result.findings if f.fix == "fixed")

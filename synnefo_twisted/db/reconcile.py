@@ -9,6 +9,7 @@ joined on the backend), and the live networks with one backend's rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -40,9 +41,10 @@ class ReconcileRepository(_Repository):
         """
         return self._atomic(_serversOfBackend, backendId, low, high)
 
-    def deletedAmong(self, serverIds: Sequence[int]) -> Deferred[set[int]]:
+    def deletedAmong(self, serverIds: Sequence[int]) -> Deferred[dict[int, datetime]]:
         """
-        Which of C{serverIds} are rows of deleted servers.
+        Which of C{serverIds} are rows of deleted servers, with the time
+        each row last changed.
         """
         return self._atomic(_deletedAmong, list(serverIds))
 
@@ -133,12 +135,14 @@ async def _serversOfBackend(tx: Any, backendId: int, low: int | None, high: int 
     ]
 
 
-async def _deletedAmong(tx: Any, serverIds: list[int]) -> set[int]:
-    out: set[int] = set()
+async def _deletedAmong(tx: Any, serverIds: list[int]) -> dict[int, datetime]:
+    out: dict[int, datetime] = {}
     for start in range(0, len(serverIds), _CHUNK):
         chunk = tuple(serverIds[start : start + _CHUNK])
-        for (serverId,) in await tx.execute(
-            f"SELECT id FROM servers WHERE deleted = TRUE AND id IN ({', '.join(['%s'] * len(chunk))})", chunk
+        for serverId, updated in await tx.execute(
+            f"SELECT id, updated FROM servers WHERE deleted = TRUE AND id IN ({', '.join(['%s'] * len(chunk))})", chunk
         ):
-            out.add(int(serverId))
+            moment = parseTimestamp(updated)
+            assert moment is not None
+            out[int(serverId)] = moment
     return out

@@ -538,6 +538,7 @@ def opMessage(
     nics: Sequence[Mapping[str, Any]] | None = None,
     disks: Sequence[Mapping[str, Any]] | None = None,
     tags: Sequence[str] | None = None,
+    jobId: int = SIMULATED_JOB_ID,
 ) -> dict[str, Any]:
     """
     A simulated C{ganeti-op-status} message, in the watcher's format.
@@ -547,7 +548,7 @@ def opMessage(
         "instance": instance,
         "operation": operation,
         "status": status,
-        "jobId": SIMULATED_JOB_ID,
+        "jobId": jobId,
         "logmsg": LOGMSG,
         "result": None,
         "cluster": cluster,
@@ -567,6 +568,11 @@ def fixMessages(drift: Drift, now: datetime, cluster: str, prefix: str = naming.
     The simulated op-status messages that make the database agree with
     Ganeti for one finding (spec §3), in the order to apply them; empty for
     kinds that are not fixed by a message (orphans, pending tasks).
+
+    The outcome of a build (CREATE success or error) carries the build
+    job's id when the server still has it, so the state machine settles
+    that job's task and quota commission as the lost message would have;
+    every other simulated event has job id 0.
     """
     s = drift.server
     if s is None:
@@ -577,8 +583,9 @@ def fixMessages(drift: Drift, now: datetime, cluster: str, prefix: str = naming.
     g = drift.instance
     if drift.kind == STALE:
         return [opMessage(name, "OP_INSTANCE_REMOVE", "success", eventTime(now, after), cluster)]
+    buildJob = server.backendjobid if server.backendjobid is not None else SIMULATED_JOB_ID
     if drift.kind == BUILD_ERROR:
-        return [opMessage(name, "OP_INSTANCE_CREATE", "error", eventTime(now, after), cluster)]
+        return [opMessage(name, "OP_INSTANCE_CREATE", "error", eventTime(now, after), cluster, jobId=buildJob)]
     if g is None:
         return []
     if drift.kind == UNSYNCED_OPERSTATE:
@@ -594,6 +601,7 @@ def fixMessages(drift: Drift, now: datetime, cluster: str, prefix: str = naming.
                     cluster,
                     nics=[n.message() for n in g.nics],
                     disks=g.disks,
+                    jobId=buildJob,
                 )
             )
             step += 1

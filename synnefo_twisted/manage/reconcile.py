@@ -19,7 +19,15 @@ from synnefo_twisted.logic.reconcile import Thresholds
 from synnefo_twisted.manage.base import BadInput, ManageContext, command
 from synnefo_twisted.manage.output import formatTable
 from synnefo_twisted.reconciler.service import planBatches
-from synnefo_twisted.reconciler.shell import BatchResult, Finding, FixOptions, reconcileNetworks, reconcileServers
+from synnefo_twisted.reconciler.shell import (
+    BatchResult,
+    Finding,
+    FixOptions,
+    GanetiSnapshot,
+    reconcileNetworks,
+    reconcileServers,
+    takeSnapshot,
+)
 
 SERVER_COLUMNS = ("kind", "backend", "server", "db", "ganeti", "fix")
 NETWORK_COLUMNS = ("kind", "backend", "network", "detail", "fix")
@@ -125,19 +133,24 @@ async def reconcileServersCommand(ctx: ManageContext, args: argparse.Namespace) 
     thresholds = Thresholds(grace=timedelta(seconds=args.grace))
     results: list[BatchResult] = []
     started = time.monotonic()
+    snapshots: dict[int, GanetiSnapshot] = {}
     try:
         for backend, low, high in plan:
+            client = registry.clientFor(backend)
+            if backend.id not in snapshots:
+                snapshots[backend.id] = await takeSnapshot(client, _now, prefix)
             results.append(
                 await reconcileServers(
                     database,
                     backend,
-                    registry.clientFor(backend),
+                    client,
                     _now,
                     fix=fix,
                     thresholds=thresholds,
                     prefix=prefix,
                     low=low,
                     high=high,
+                    snapshot=snapshots[backend.id],
                 )
             )
             progress.advance()

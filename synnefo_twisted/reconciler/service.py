@@ -7,8 +7,10 @@ in id order, cut into batches of C{batchSize} (the id ranges cover the
 gaps too, so orphans anywhere are found), plus one networks step per
 backend when enabled. The steps are spread evenly over the period, one
 timer (an L{IDelayedCall}) at a time: all servers are visited once per
-period and never all at once. Each step reads Ganeti afresh, so a batch
-late in the period is not judged against an old snapshot. The next pass
+period and never all at once. Ganeti is read once per backend and pass
+(two bulk RAPI calls, at its first batch); each batch reads its servers
+afresh and leaves alone those changed after that snapshot, so a batch late
+in the period never overrides newer news with the old snapshot. The next pass
 starts one period after this one started (or when this one ends, if it
 overran). Stopping cancels the timer and waits for the running step.
 """
@@ -34,8 +36,10 @@ from synnefo_twisted.reconciler.shell import (
     Apply,
     BatchResult,
     FixOptions,
+    GanetiSnapshot,
     reconcileNetworks,
     reconcileServers,
+    takeSnapshot,
 )
 
 log = Logger()
@@ -121,6 +125,7 @@ class ReconcilerService(Service):
         self._plan: list[Step] = []
         self._passStart = 0.0
         self._current: list[BatchResult] = []
+        self._snapshots: dict[int, GanetiSnapshot] = {}
         self.passes = 0
         self.lastPass: list[BatchResult] = []
         self.stepTimes: list[float] = []
@@ -172,6 +177,7 @@ class ReconcilerService(Service):
         self._timer = None
         self._passStart = self._clock.seconds()
         self._current = []
+        self._snapshots = {}
         self._track(Deferred.fromCoroutine(self._planPass()), self._planned)
 
     def _track(self, d: Deferred[Any], then: Callable[[Any], None]) -> None:
@@ -224,6 +230,10 @@ class ReconcilerService(Service):
                 self._db, step.backend, client, self._now, fix=self.fixNetworks, prefix=self.prefix, apply=self._apply
             )
         else:
+            snapshot = self._snapshots.get(step.backend.id)
+            if snapshot is None:
+                snapshot = await takeSnapshot(client, self._now, self.prefix)
+                self._snapshots[step.backend.id] = snapshot
             result = await reconcileServers(
                 self._db,
                 step.backend,
@@ -235,6 +245,7 @@ class ReconcilerService(Service):
                 low=step.low,
                 high=step.high,
                 apply=self._apply,
+                snapshot=snapshot,
             )
         self._current.append(result)
 

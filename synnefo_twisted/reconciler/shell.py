@@ -142,6 +142,30 @@ def _inRange(serverId: int, low: int | None, high: int | None) -> bool:
     return (low is None or serverId >= low) and (high is None or serverId <= high)
 
 
+@attrs.frozen
+class GanetiSnapshot:
+    """
+    One backend's instances and jobs as read at C{taken} (the bulk
+    listings, parsed once and shared by every batch of a pass).
+    """
+
+    instances: Mapping[int, logic.GanetiInstance]
+    jobs: Mapping[int, logic.GanetiJob]
+    taken: datetime
+
+
+async def takeSnapshot(client: Any, now: Callable[[], datetime], prefix: str = naming.DEFAULT_PREFIX) -> GanetiSnapshot:
+    """
+    Read a backend's instances and jobs (two RAPI bulk calls). The time is
+    taken before the reads, so that anything changed while they run counts
+    as newer than the snapshot.
+    """
+    taken = now()
+    records = await client.getInstances(bulk=True)
+    jobs = logic.parseJobs(await client.getJobs(bulk=True))
+    return GanetiSnapshot(logic.parseInstances(records, prefix), jobs, taken)
+
+
 async def reconcileServers(
     db: Any,
     backend: Backend,
@@ -154,25 +178,29 @@ async def reconcileServers(
     low: int | None = None,
     high: int | None = None,
     apply: Apply | None = None,
+    snapshot: GanetiSnapshot | None = None,
 ) -> BatchResult:
     """
     Reconcile the servers of one backend with ids in C{[low, high]} (all
-    of them by default): Ganeti is read first, then the database, so a
-    change made in between is newer than the snapshot and left alone by
-    the grace period.
+    of them by default) against C{snapshot} (read now when None). The
+    database is read after Ganeti, and every server or deleted row changed
+    after the snapshot (less the grace period) is left alone: a snapshot
+    shared by the batches of a long pass never overrides newer news.
     """
     apply = apply or defaultApply
     fix = fix or NO_FIXES
-    records = await client.getInstances(bulk=True)
-    jobs = logic.parseJobs(await client.getJobs(bulk=True))
-    instances = {i: g for i, g in logic.parseInstances(records, prefix).items() if _inRange(i, low, high)}
+    if snapshot is None:
+        snapshot = await takeSnapshot(client, now, prefix)
+    instances = {i: g for i, g in snapshot.instances.items() if _inRange(i, low, high)}
     repo = ReconcileRepository(db)
     servers = await repo.serversOfBackend(backend.id, low, high)
     known = {s.server.id for s in servers}
     deleted = await repo.deletedAmong([i for i in instances if i not in known])
-    moment = now()
+    for serverId, updated in deleted.items():
+        if snapshot.taken - updated < thresholds.grace:
+            instances.pop(serverId, None)  # deleted after (or just before) the snapshot
     drifts = logic.detectServers(
-        backend.id, servers, instances, jobs, moment, thresholds, deletedIds=deleted, prefix=prefix
+        backend.id, servers, instances, snapshot.jobs, snapshot.taken, thresholds, deletedIds=deleted, prefix=prefix
     )
     result = BatchResult(backend.id, len(servers), len(instances))
     for drift in drifts:

@@ -39,7 +39,7 @@ class RepositoryMixin(ClusterMixin):
         ranged = await repo.serversOfBackend(self.backend.id, ids[1], ids[2])
         self.assertEqual([s.server.id for s in ranged], [ids[2]])
         self.assertEqual(await repo.serverIds(self.backend.id), [ids[0], ids[2], ids[3]])
-        self.assertEqual(await repo.deletedAmong([ids[0], ids[1], 999]), {ids[1]})
+        self.assertEqual(set(await repo.deletedAmong([ids[0], ids[1], 999])), {ids[1]})
 
     async def test_clearPendingTask(self) -> None:
         """
