@@ -259,7 +259,7 @@ class FixMessageTests(SynchronousTestCase):
         Build error: a simulated CREATE error.
         """
         (msg,) = self.fix(dbServer(1, operstate="BUILD", backendjobid=99), None)
-        self.assertEqual((msg["operation"], msg["status"]), ("OP_INSTANCE_CREATE", "error"))
+        self.assertEqual((msg["operation"], msg["status"], msg["jobId"]), ("OP_INSTANCE_CREATE", "error", 99))
 
     def test_operstateFromBuild(self) -> None:
         """
@@ -269,7 +269,7 @@ class FixMessageTests(SynchronousTestCase):
         first, second = self.fix(
             dbServer(1, operstate="BUILD", backendjobid=None), withNic(record(1, oper_state=False), 3)
         )
-        self.assertEqual(first["operation"], "OP_INSTANCE_CREATE")
+        self.assertEqual((first["operation"], first["jobId"]), ("OP_INSTANCE_CREATE", 0))
         self.assertEqual(first["instance_nics"][0]["name"], "snf-nic-3")
         self.assertEqual(second["operation"], "OP_INSTANCE_SHUTDOWN")
         self.assertGreater(second["event_time"], first["event_time"])
