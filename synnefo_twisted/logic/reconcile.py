@@ -139,6 +139,8 @@ class GanetiJob:
     id: int
     status: str
     instances: frozenset[str]
+    opId: str | None = None
+    endTime: tuple[int, int] | None = None
 
     @property
     def finalized(self) -> bool:
@@ -261,10 +263,18 @@ def parseJobs(records: Iterable[Mapping[str, Any]]) -> dict[int, GanetiJob]:
         if jobId is None:
             continue
         names = set()
+        opId: str | None = None
         for op in record.get("ops") or ():
-            if isinstance(op, Mapping) and isinstance(op.get("instance_name"), str):
-                names.add(op["instance_name"])
-        out[jobId] = GanetiJob(jobId, str(record.get("status")), frozenset(names))
+            if isinstance(op, Mapping):
+                if opId is None and isinstance(op.get("OP_ID"), str):
+                    opId = op["OP_ID"]
+                if isinstance(op.get("instance_name"), str):
+                    names.add(op["instance_name"])
+        end = record.get("end_ts")
+        endTime = None
+        if isinstance(end, (list, tuple)) and len(end) == 2 and all(isinstance(x, int) for x in end):
+            endTime = (int(end[0]), int(end[1]))
+        out[jobId] = GanetiJob(jobId, str(record.get("status")), frozenset(names), opId, endTime)
     return out
 
 
@@ -322,6 +332,7 @@ class Drift:
     instance: GanetiInstance | None = attrs.field(default=None, eq=False, repr=False)
     server: DBServer | None = attrs.field(default=None, eq=False, repr=False)
     jobId: int | None = None
+    job: GanetiJob | None = attrs.field(default=None, eq=False, repr=False)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -446,7 +457,7 @@ def detectServers(
         if recent or name in busy:
             continue
         # pending task: its job is finished (or gone) but the task stayed
-        if server.task is not None and server.task_job_id is not None:
+        if server.task is not None and server.task_job_id is not None and server.operstate != "BUILD":
             taskJob = jobs.get(server.task_job_id)
             if taskJob is None or taskJob.finalized:
                 what = "missing" if taskJob is None else taskJob.status
@@ -460,6 +471,7 @@ def detectServers(
                         g,
                         s,
                         jobId=server.task_job_id,
+                        job=taskJob,
                     )
                 )
         if server.operstate == "BUILD" and buildJob is not None and not buildJob.finalized:
@@ -510,6 +522,26 @@ def detectServers(
 
 
 # -- fixes as simulated events ------------------------------------------------------------------
+
+
+def latestStamp(server: Server) -> datetime | None:
+    """
+    The latest event time the dispatcher stamped on C{server} (its
+    C{backendtime} and the registers of migration 0005): a simulated event
+    must be later to change anything.
+    """
+    stamps = [
+        t
+        for t in (
+            server.backendtime,
+            getattr(server, "jobtime", None),
+            getattr(server, "statetime", None),
+            getattr(server, "flavortime", None),
+            getattr(server, "detailstime", None),
+        )
+        if t is not None
+    ]
+    return max(stamps) if stamps else None
 
 
 def eventTime(now: datetime, after: datetime | None, step: int = 0) -> list[int]:
@@ -567,7 +599,11 @@ def fixMessages(drift: Drift, now: datetime, cluster: str, prefix: str = naming.
     """
     The simulated op-status messages that make the database agree with
     Ganeti for one finding (spec §3), in the order to apply them; empty for
-    kinds that are not fixed by a message (orphans, pending tasks).
+    orphans (removed from Ganeti instead) and for pending tasks whose job
+    Ganeti no longer lists (cleared directly: nothing is known to simulate).
+    A pending task whose job is listed gets that job's own final message,
+    stamped with the job's end time, so its commission is settled as the
+    lost message would have.
 
     The outcome of a build (CREATE success or error) carries the build
     job's id when the server still has it, so the state machine settles
@@ -579,8 +615,15 @@ def fixMessages(drift: Drift, now: datetime, cluster: str, prefix: str = naming.
         return []
     server = s.server
     name = naming.instanceName(server.id, prefix)
-    after = server.backendtime
+    after = latestStamp(server)
     g = drift.instance
+    if drift.kind == PENDING_TASK:
+        job = drift.job
+        if job is None or not job.finalized or job.opId is None or not job.opId.startswith("OP_INSTANCE_"):
+            return []
+        # The task job's own (lost) final message, at the job's end time.
+        when = list(job.endTime) if job.endTime is not None else eventTime(now, after)
+        return [opMessage(name, job.opId, job.status, when, cluster, jobId=job.id)]
     if drift.kind == STALE:
         return [opMessage(name, "OP_INSTANCE_REMOVE", "success", eventTime(now, after), cluster)]
     buildJob = server.backendjobid if server.backendjobid is not None else SIMULATED_JOB_ID

@@ -28,6 +28,7 @@ from synnefo_twisted.db.reconcile import ReconcileRepository
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.ganeti.errors import GanetiError
 from synnefo_twisted.logic import reconcile as logic
+from synnefo_twisted.logic.dispatchapply import applyMessage
 from synnefo_twisted.logic.reconcile import Drift, NetworkDrift, Thresholds
 
 log = Logger()
@@ -35,16 +36,17 @@ log = Logger()
 Apply = Callable[[Any, str, Mapping[str, Any]], "Deferred[Any]"]
 
 
-def defaultApply(db: Any, kind: str, message: Mapping[str, Any]) -> Deferred[Any]:
+def defaultApply(prefix: str) -> Apply:
     """
-    The dispatcher's C{applyMessage}: the one state machine every fix
-    goes through.
+    The dispatcher's C{applyMessage} for names with C{prefix}: the one
+    state machine every fix goes through.
     """
-    import importlib
 
-    applyMessage = importlib.import_module("synnefo_twisted.logic.dispatchapply").applyMessage
-    d: Deferred[Any] = applyMessage(db, kind, message)
-    return d
+    def apply(db: Any, kind: str, message: Mapping[str, Any]) -> Deferred[Any]:
+        d: Deferred[Any] = applyMessage(db, kind, message, prefix=prefix)
+        return d
+
+    return apply
 
 
 @attrs.frozen
@@ -130,12 +132,17 @@ async def _fixServer(
     if drift.kind == logic.ORPHAN:
         await client.deleteInstance(naming.instanceName(drift.serverId, prefix))
         return "fixed"
-    if drift.kind == logic.PENDING_TASK:
+    messages = logic.fixMessages(drift, now, backend.clustername, prefix)
+    if drift.kind == logic.PENDING_TASK and not messages:
         assert drift.jobId is not None
         cleared = await ReconcileRepository(db).clearPendingTask(drift.serverId, drift.jobId)
         return "fixed" if cleared else "unchanged"
-    messages = logic.fixMessages(drift, now, backend.clustername, prefix)
-    return await _applyAll(db, apply, "op", messages)
+    result = await _applyAll(db, apply, "op", messages)
+    if drift.kind == logic.PENDING_TASK and drift.jobId is not None:
+        # the job's message settled the task unless a newer one replaced it
+        if await ReconcileRepository(db).clearPendingTask(drift.serverId, drift.jobId):
+            return "fixed"
+    return result
 
 
 def _inRange(serverId: int, low: int | None, high: int | None) -> bool:
@@ -187,7 +194,7 @@ async def reconcileServers(
     after the snapshot (less the grace period) is left alone: a snapshot
     shared by the batches of a long pass never overrides newer news.
     """
-    apply = apply or defaultApply
+    apply = apply or defaultApply(prefix)
     fix = fix or NO_FIXES
     if snapshot is None:
         snapshot = await takeSnapshot(client, now, prefix)
@@ -240,7 +247,7 @@ async def reconcileNetworks(
     """
     C{reconcile-networks} for one backend (spec §3).
     """
-    apply = apply or defaultApply
+    apply = apply or defaultApply(prefix)
     ganeti = logic.parseNetworks(await client.getNetworks(bulk=True), prefix)
     groups = [g["name"] for g in await client.getGroups(bulk=True) if isinstance(g, Mapping) and "name" in g]
     repo = ReconcileRepository(db)
@@ -282,7 +289,8 @@ async def _fixNetwork(
 ) -> str:
     name = naming.networkName(drift.networkId, prefix)
     row = rows.get(drift.networkId)
-    after = row.backendtime if row is not None else None
+    stamps = [t for t in (row.backendtime, getattr(row, "jobtime", None)) if t is not None] if row is not None else []
+    after = max(stamps) if stamps else None
     if drift.kind == logic.NET_UNSYNCED:
         message = logic.networkMessage(
             drift.networkId, "OP_NETWORK_CONNECT", "success", now, after, backend.clustername, prefix

@@ -14,6 +14,7 @@ from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.migrations import migrate
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
+from tests.reconciler.test_drift import DriftMixin
 from tests.reconciler.test_repository import RepositoryMixin
 
 
@@ -28,4 +29,10 @@ class _Postgres(SchemaMixin):
 class PostgresRepositoryTests(_Postgres, RepositoryMixin, TestCase):
     """
     The reconciliation reads on PostgreSQL.
+    """
+
+
+class PostgresDriftTests(_Postgres, DriftMixin, TestCase):
+    """
+    The drift proofs on PostgreSQL.
     """
