@@ -17,7 +17,8 @@ from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from synnefo_twisted.db.repositories import PortRepository
+from synnefo_twisted.db.pools import BackendNetworkRepository
+from synnefo_twisted.db.repositories import NetworkRepository, PortRepository
 from synnefo_twisted.ganeti import events
 from synnefo_twisted.ganeti.details import detailsFromRecord
 from synnefo_twisted.ganeti.sim.queue import FailureRule
@@ -26,7 +27,7 @@ from synnefo_twisted.logic.dispatchapply import applyMessage
 from synnefo_twisted.logic.reconcile import Thresholds
 from synnefo_twisted.logic.servers import parseCreateRequest
 from synnefo_twisted.reconciler.service import ReconcilerService
-from synnefo_twisted.reconciler.shell import BatchResult, FixOptions, reconcileServers
+from synnefo_twisted.reconciler.shell import BatchResult, FixOptions, reconcileNetworks, reconcileServers
 from tests.reconciler.support import ClusterMixin
 
 NO_GRACE = Thresholds(grace=timedelta(0))
@@ -270,6 +271,51 @@ class DriftMixin(ClusterMixin):
         self.assertEqual(service.passes, 1)
         self.assertEqual((await self.server(serverId)).operstate, "STOPPED")
         self.assertFalse(service.busy)
+
+    # -- networks ---------------------------------------------------------------------------
+
+    async def reconcileNets(self, fix: bool = False) -> list[tuple[str, int, str]]:
+        result = await reconcileNetworks(self.db, self.backend, self.client, self.now, fix=fix)
+        self.runJobs()
+        return [(f.drift.kind, f.drift.networkId, f.fix) for f in result.findings]
+
+    async def test_networkUnsynced(self) -> None:
+        """
+        A network active in Ganeti whose connect message was lost: its
+        backend row is unsynced, fixed to ACTIVE by a simulated CONNECT
+        success, and the network becomes ACTIVE.
+        """
+        network = await NetworkRepository(self.db).create("n", "CUSTOM", link="br3")
+        await BackendNetworkRepository(self.db).getOrCreate(network.id, self.backend.id)
+        name = f"snf-net-{network.id}"
+        await self.client.createNetwork(name, "10.3.0.0/24")
+        self.runJobs()
+        await self.client.connectNetwork(name, "default", "bridged", "br3")
+        self.lose()
+        self.assertEqual(await self.reconcileNets(), [("unsynced", network.id, "")])
+        self.assertEqual(await self.reconcileNets(fix=True), [("unsynced", network.id, "fixed")])
+        row = await BackendNetworkRepository(self.db).get(network.id, self.backend.id)
+        assert row is not None
+        self.assertEqual(row.operstate, "ACTIVE")
+        current = await NetworkRepository(self.db).get(network.id)
+        assert current is not None
+        self.assertEqual(current.state, "ACTIVE")
+        self.assertEqual(await self.reconcileNets(), [])
+
+    async def test_networkStale(self) -> None:
+        """
+        A network being destroyed that Ganeti no longer has: stale, fixed by
+        a simulated REMOVE success, after which the network is deleted.
+        """
+        network = await NetworkRepository(self.db).create("n", "CUSTOM", link="br4")
+        await BackendNetworkRepository(self.db).create(network.id, self.backend.id, operstate="ACTIVE")
+        await NetworkRepository(self.db).update(network.id, action="DESTROY")
+        self.assertEqual(await self.reconcileNets(), [("stale", network.id, "")])
+        await self.reconcileNets(fix=True)
+        current = await NetworkRepository(self.db).get(network.id)
+        assert current is not None
+        self.assertEqual((current.state, current.deleted), ("DELETED", True))
+        self.assertEqual(await self.reconcileNets(), [])
 
 
 class SQLiteDriftTests(DriftMixin, TestCase):
