@@ -62,6 +62,21 @@ class ReconcileServersTests(WorldTestCase):
         assert current is not None
         self.assertEqual(current.operstate, "STARTED")
 
+    async def test_fixUnsynced(self) -> None:
+        """
+        --fix-unsynced applies what Ganeti says through the state machine:
+        the server stopped behind the system's back becomes STOPPED, and
+        the next pass finds nothing.
+        """
+        server = await self.createServer()
+        await self.sim.client.waitForJob(await self.sim.client.shutdownInstance(f"snf-{server.id}"))
+        report = await self.manageJSON("reconcile-servers", "--grace", "0", "--fix-unsynced")
+        self.assertEqual([(r["kind"], r["fix"]) for r in report], [("unsynced-operstate", "fixed")])
+        current = await ServerRepository(self.database).get(server.id)
+        assert current is not None
+        self.assertEqual(current.operstate, "STOPPED")
+        self.assertEqual(await self.manageJSON("reconcile-servers", "--grace", "0"), [])
+
     async def test_orphan(self) -> None:
         """
         An instance whose server is deleted is an orphan; --fix-orphans
