@@ -177,6 +177,39 @@ class DriftMixin(ClusterMixin):
         self.assertEqual((server.operstate, server.task, server.task_job_id), ("STOPPED", None, None))
         await self.assertNoDrift()
 
+    async def test_flavorChangedInGaneti(self) -> None:
+        """
+        An instance resized directly in Ganeti: unsynced flavor, fixed by a
+        simulated SET_PARAMS success with Ganeti's beparams, which picks
+        the matching flavor.
+        """
+        serverId = await self.create()
+        await self.client.modifyInstance(f"snf-{serverId}", beparams={"vcpus": 4, "maxmem": 2048, "minmem": 2048})
+        self.lose()
+        self.assertEqual(self.kinds(await self.reconcile()), [("unsynced-flavor", serverId)])
+        await self.reconcile(FixOptions(flavors=True))
+        self.assertEqual((await self.server(serverId)).flavor_id, self.bigger.id)
+        await self.assertNoDrift()
+
+    async def test_tagsChangedInGaneti(self) -> None:
+        """
+        User tags added and removed directly in Ganeti: unsynced tags,
+        fixed by simulated TAGS_SET / TAGS_DEL successes.
+        """
+        serverId = await self.create()
+        name = f"snf-{serverId}"
+        await self.client.addInstanceTags(name, ["gone", "web*1"])
+        await self.deliverAll()
+        self.assertEqual(sorted(t.tag for t in await self.servers.tags(serverId)), ["gone", "web_1"])
+        await self.client.deleteInstanceTags(name, ["gone"])
+        await self.client.addInstanceTags(name, ["new"])
+        self.lose()
+        self.assertEqual(self.kinds(await self.reconcile()), [("unsynced-tags", serverId)])
+        await self.reconcile(FixOptions(tags=True))
+        tags = await self.servers.tags(serverId)
+        self.assertEqual(sorted((t.tag, t.status) for t in tags), [("new", "ACTIVE"), ("web_1", "ACTIVE")])
+        await self.assertNoDrift()
+
     async def test_lostCreate(self) -> None:
         """
         A build whose messages are all lost: BUILD in the database, running
