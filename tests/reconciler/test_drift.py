@@ -18,7 +18,7 @@ from typing import Any
 from twisted.trial.unittest import TestCase
 
 from synnefo_twisted.db.pools import BackendNetworkRepository
-from synnefo_twisted.db.repositories import NetworkRepository, PortRepository
+from synnefo_twisted.db.repositories import NetworkRepository, PortRepository, SubnetRepository
 from synnefo_twisted.ganeti import events
 from synnefo_twisted.ganeti.details import detailsFromRecord
 from synnefo_twisted.ganeti.sim.queue import FailureRule
@@ -107,7 +107,8 @@ class DriftMixin(ClusterMixin):
 
     async def assertNoDrift(self) -> None:
         self.runJobs()
-        self.assertEqual(self.kinds(await self.reconcile()), [])
+        result = await self.reconcile()
+        self.assertEqual(self.kinds(result), [], [f.row() for f in result.findings])
 
     async def server(self, serverId: int) -> Any:
         server = await self.servers.get(serverId)
@@ -208,6 +209,48 @@ class DriftMixin(ClusterMixin):
         await self.reconcile(FixOptions(tags=True))
         tags = await self.servers.tags(serverId)
         self.assertEqual(sorted((t.tag, t.status) for t in tags), [("new", "ACTIVE"), ("web_1", "ACTIVE")])
+        await self.assertNoDrift()
+
+    async def test_nicChangedInGaneti(self) -> None:
+        """
+        A NIC removed directly in Ganeti: unsynced NICs, fixed by a
+        simulated SET_PARAMS success carrying Ganeti's NICs (none), which
+        deletes the port and releases its address.
+        """
+        public = await NetworkRepository(self.db).create("public", "IP_LESS_ROUTED", public=True)
+        subnet = await SubnetRepository(self.db).create(public.id, "10.0.0.0/24", 4)
+
+        async def activate(backend: Any, network: Any) -> list[int]:
+            name = f"snf-net-{network.id}"
+            created = await self.client.createNetwork(name, "10.0.0.0/24")
+            return [created, await self.client.connectNetwork(name, "default", "bridged", "br0")]
+
+        async def allocate(tx: Any, network: Any, port: Any, fixedIp: str | None) -> str | None:
+            await PortRepository(tx).addIP(subnet.id, network.id, "10.0.0.7", 4, portId=port.id)
+            return "10.0.0.7"
+
+        request = parseCreateRequest(
+            {
+                "server": {
+                    "name": "vm",
+                    "imageRef": self.image.id,
+                    "flavorRef": str(self.flavor.id),
+                    "networks": [{"uuid": str(public.id)}],
+                }
+            }
+        )
+        options = serverops.ServerOptions(ipAllocator=allocate, activateNetwork=activate)
+        result = await serverops.createServer(self.db, self.registry, self.user, request, options)
+        await self.deliverAll()
+        serverId = result.server.id
+        [port] = await PortRepository(self.db).listByServer(serverId)
+        await self.assertNoDrift()
+        await self.client.modifyInstance(f"snf-{serverId}", nics=[["remove", f"snf-nic-{port.id}", {}]])
+        self.lose()
+        self.assertEqual(self.kinds(await self.reconcile()), [("unsynced-nics", serverId)])
+        await self.reconcile(FixOptions(nics=True))
+        self.assertEqual(await PortRepository(self.db).listByServer(serverId), [])
+        self.assertEqual(await PortRepository(self.db).ipsOfPort(port.id), [])
         await self.assertNoDrift()
 
     async def test_lostCreate(self) -> None:
