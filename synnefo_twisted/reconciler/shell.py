@@ -16,7 +16,7 @@ and apply the fixes that are enabled:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -142,7 +142,34 @@ async def _fixServer(
         # the job's message settled the task unless a newer one replaced it
         if await ReconcileRepository(db).clearPendingTask(drift.serverId, drift.jobId):
             return "fixed"
+    if result == "fixed" and drift.kind in _CHECKED and drift.instance is not None:
+        if await _persists(db, backend, drift, prefix):
+            return "not converged: the state machine kept the database's view"
     return result
+
+
+#: kinds whose fix is checked by comparing the server again afterwards
+_CHECKED = frozenset({logic.UNSYNCED_OPERSTATE, logic.UNSYNCED_FLAVOR, logic.UNSYNCED_NICS, logic.UNSYNCED_TAGS})
+_WHENEVER = datetime.max.replace(tzinfo=UTC)
+
+
+async def _persists(db: Any, backend: Backend, drift: Drift, prefix: str) -> bool:
+    """
+    Whether the server still differs from its instance the same way after
+    its fix was applied (it changed just now, so no grace period applies).
+    """
+    assert drift.instance is not None
+    servers = await ReconcileRepository(db).serversOfBackend(backend.id, drift.serverId, drift.serverId)
+    again = logic.detectServers(
+        backend.id,
+        servers,
+        {drift.serverId: drift.instance},
+        {},
+        _WHENEVER,
+        Thresholds(grace=timedelta(0)),
+        prefix=prefix,
+    )
+    return any(d.kind == drift.kind for d in again)
 
 
 def _inRange(serverId: int, low: int | None, high: int | None) -> bool:

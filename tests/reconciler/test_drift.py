@@ -211,11 +211,10 @@ class DriftMixin(ClusterMixin):
         self.assertEqual(sorted((t.tag, t.status) for t in tags), [("new", "ACTIVE"), ("web_1", "ACTIVE")])
         await self.assertNoDrift()
 
-    async def test_nicChangedInGaneti(self) -> None:
+    async def serverWithNic(self) -> tuple[int, Any]:
         """
-        A NIC removed directly in Ganeti: unsynced NICs, fixed by a
-        simulated SET_PARAMS success carrying Ganeti's NICs (none), which
-        deletes the port and releases its address.
+        A server with one port on a public network (address 10.0.0.7), in
+        sync.
         """
         public = await NetworkRepository(self.db).create("public", "IP_LESS_ROUTED", public=True)
         subnet = await SubnetRepository(self.db).create(public.id, "10.0.0.0/24", 4)
@@ -242,16 +241,40 @@ class DriftMixin(ClusterMixin):
         options = serverops.ServerOptions(ipAllocator=allocate, activateNetwork=activate)
         result = await serverops.createServer(self.db, self.registry, self.user, request, options)
         await self.deliverAll()
-        serverId = result.server.id
-        [port] = await PortRepository(self.db).listByServer(serverId)
+        [port] = await PortRepository(self.db).listByServer(result.server.id)
         await self.assertNoDrift()
+        return result.server.id, port
+
+    async def test_nicChangedInGaneti(self) -> None:
+        """
+        A NIC removed directly in Ganeti: unsynced NICs, fixed by a
+        simulated SET_PARAMS success carrying Ganeti's NICs (none), which
+        deletes the port.
+        """
+        serverId, port = await self.serverWithNic()
         await self.client.modifyInstance(f"snf-{serverId}", nics=[["remove", f"snf-nic-{port.id}", {}]])
         self.lose()
         self.assertEqual(self.kinds(await self.reconcile()), [("unsynced-nics", serverId)])
         await self.reconcile(FixOptions(nics=True))
         self.assertEqual(await PortRepository(self.db).listByServer(serverId), [])
-        self.assertEqual(await PortRepository(self.db).ipsOfPort(port.id), [])
         await self.assertNoDrift()
+
+    async def test_fixReportIsHonest(self) -> None:
+        """
+        A NIC readdressed directly in Ganeti: the report says "fixed" only
+        when the next pass finds nothing, and otherwise says the fix did not
+        converge.
+        """
+        serverId, port = await self.serverWithNic()
+        await self.client.modifyInstance(f"snf-{serverId}", nics=[["modify", f"snf-nic-{port.id}", {"ip": "10.0.0.9"}]])
+        self.lose()
+        [finding] = (await self.reconcile(FixOptions(nics=True))).findings
+        again = self.kinds(await self.reconcile())
+        if finding.fix == "fixed":
+            self.assertEqual(again, [])
+        else:
+            self.assertTrue(finding.fix.startswith("not converged"), finding.fix)
+            self.assertEqual(again, [("unsynced-nics", serverId)])
 
     async def test_lostCreate(self) -> None:
         """
