@@ -26,6 +26,7 @@ from synnefo_twisted.logic import serverops
 from synnefo_twisted.logic.dispatchapply import applyMessage
 from synnefo_twisted.logic.reconcile import Thresholds
 from synnefo_twisted.logic.servers import parseCreateRequest
+from synnefo_twisted.metrics import MetricsRegistry
 from synnefo_twisted.reconciler.service import ReconcilerService
 from synnefo_twisted.reconciler.shell import BatchResult, FixOptions, reconcileNetworks, reconcileServers
 from tests.reconciler.support import ClusterMixin
@@ -351,6 +352,7 @@ class DriftMixin(ClusterMixin):
         serverId = await self.create()
         await self.client.shutdownInstance(f"snf-{serverId}")
         self.lose()
+        metrics = MetricsRegistry()
         service = ReconcilerService(
             self.clock,
             self.db,
@@ -360,6 +362,7 @@ class DriftMixin(ClusterMixin):
             fix=FixOptions.all(),
             thresholds=NO_GRACE,
             now=self.now,
+            metrics=metrics,
         )
         service.startService()
         for _ in range(70):
@@ -370,6 +373,7 @@ class DriftMixin(ClusterMixin):
         self.assertEqual(service.passes, 1)
         self.assertEqual((await self.server(serverId)).operstate, "STOPPED")
         self.assertFalse(service.busy)
+        self.assertIn('synnefo_reconciler_findings_total{kind="unsynced-operstate",fix="fixed"} 1', metrics.render())
 
     # -- networks ---------------------------------------------------------------------------
 
