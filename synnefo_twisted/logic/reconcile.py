@@ -61,8 +61,9 @@ NET_MISSING = "missing"
 NET_HANGING = "hanging"
 NET_UNSYNCED = "unsynced"
 NET_ORPHAN = "orphan"
+NET_UNRESERVED = "unreserved"
 
-NETWORK_KINDS = (NET_PARTED, NET_STALE, NET_MISSING, NET_HANGING, NET_UNSYNCED, NET_ORPHAN)
+NETWORK_KINDS = (NET_PARTED, NET_STALE, NET_MISSING, NET_HANGING, NET_UNSYNCED, NET_ORPHAN, NET_UNRESERVED)
 
 #: Ganeti firewall tag profile → API profile (spec §2.1)
 FIREWALL_FROM_TAG: Mapping[str, str] = {"protected": "ENABLED", "unprotected": "DISABLED", "limited": "PROTECTED"}
@@ -741,6 +742,7 @@ class NetworkDrift:
     networkId: int
     detail: str
     groups: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
 
     def row(self) -> dict[str, Any]:
         return {"kind": self.kind, "backend": self.backendId, "network": self.networkId, "detail": self.detail}
@@ -752,6 +754,7 @@ def detectNetworks(
     backendNetworks: Mapping[int, BackendNetwork],
     ganeti: Mapping[int, GanetiNetwork],
     groups: Iterable[str],
+    unreserved: Mapping[int, Sequence[str]] | None = None,
 ) -> list[NetworkDrift]:
     """
     Compare the live networks with one backend's Ganeti networks
@@ -760,6 +763,8 @@ def detectNetworks(
     @param networks: the live (not deleted) networks.
     @param backendNetworks: this backend's rows by network id.
     @param groups: the backend's node groups.
+    @param unreserved: by network id, addresses Ganeti reserves externally
+        that lie in the network's pools but are not reserved there.
     """
     allGroups = frozenset(groups)
     out: list[NetworkDrift] = []
@@ -787,6 +792,17 @@ def detectNetworks(
             )
         elif bn.operstate != "ACTIVE" and network.action != "DESTROY":
             out.append(NetworkDrift(NET_UNSYNCED, backendId, network.id, f"row {bn.operstate}, connected everywhere"))
+        addresses = tuple(sorted((unreserved or {}).get(network.id, ())))
+        if addresses:
+            out.append(
+                NetworkDrift(
+                    NET_UNRESERVED,
+                    backendId,
+                    network.id,
+                    f"reserved in Ganeti, not in the pool: {', '.join(addresses)}",
+                    addresses=addresses,
+                )
+            )
     for networkId in sorted(ganeti):
         if networkId not in live:
             g = ganeti[networkId]
@@ -802,6 +818,7 @@ def networkMessage(
     after: datetime | None,
     cluster: str,
     prefix: str = naming.DEFAULT_PREFIX,
+    jobFields: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """
     A simulated C{ganeti-network-status} message.
@@ -816,5 +833,5 @@ def networkMessage(
         "result": None,
         "cluster": cluster,
         "event_time": eventTime(now, after),
-        "job_fields": {},
+        "job_fields": dict(jobFields or {}),
     }

@@ -24,9 +24,11 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from synnefo_twisted.db.models import Backend
+from synnefo_twisted.db.pools import IPPoolRepository
 from synnefo_twisted.db.reconcile import ReconcileRepository
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.ganeti.errors import GanetiError
+from synnefo_twisted.logic import pools
 from synnefo_twisted.logic import reconcile as logic
 from synnefo_twisted.logic.dispatchapply import applyMessage
 from synnefo_twisted.logic.reconcile import Drift, NetworkDrift, Thresholds
@@ -280,7 +282,8 @@ async def reconcileNetworks(
     repo = ReconcileRepository(db)
     networks = await repo.liveNetworks()
     rows = await repo.backendNetworks(backend.id)
-    drifts = logic.detectNetworks(backend.id, networks, rows, ganeti, groups)
+    unreserved = await _unreserved(db, [n.id for n in networks], ganeti)
+    drifts = logic.detectNetworks(backend.id, networks, rows, ganeti, groups, unreserved)
     result = BatchResult(backend.id)
     byId = {n.id: n for n in networks}
     for drift in drifts:
@@ -301,6 +304,28 @@ async def reconcileNetworks(
             finding.fix = f"failed: {e}"
             log.failure("reconcile: fixing {kind} of network {network_id}", kind=drift.kind, network_id=drift.networkId)
     return result
+
+
+async def _unreserved(
+    db: Any, networkIds: list[int], ganeti: Mapping[int, logic.GanetiNetwork]
+) -> dict[int, list[str]]:
+    """
+    By network id, Ganeti's external reservations that fall in the
+    network's IPv4 pools without being reserved there.
+    """
+    out: dict[int, list[str]] = {}
+    repo = IPPoolRepository(db)
+    for networkId in networkIds:
+        g = ganeti.get(networkId)
+        if g is None or not g.external:
+            continue
+        for pool in await repo.listByNetwork(networkId):
+            bitmap = pools.Bitmap.load(pool.size, pool.available, pool.reserved)
+            for address in sorted(g.external):
+                index = pools.indexOf(pool, address)
+                if index is not None and not bitmap.isReserved(index):
+                    out.setdefault(networkId, []).append(address)
+    return out
 
 
 async def _fixNetwork(
@@ -328,6 +353,18 @@ async def _fixNetwork(
             drift.networkId, "OP_NETWORK_REMOVE", "success", now, after, backend.clustername, prefix
         )
         return await _applyAll(db, apply, "network", [message])
+    if drift.kind == logic.NET_UNRESERVED:
+        message = logic.networkMessage(
+            drift.networkId,
+            "OP_NETWORK_SET_PARAMS",
+            "success",
+            now,
+            after,
+            backend.clustername,
+            prefix,
+            jobFields={"add_reserved_ips": list(drift.addresses)},
+        )
+        return await _applyAll(db, apply, "network", [message])
     if drift.kind == logic.NET_PARTED:
         from synnefo_twisted.db.pools import BackendNetworkRepository
 
@@ -343,4 +380,4 @@ async def _fixNetwork(
         depends = [[job, ["success", "error", "canceled"]] for job in jobs]
         await client.deleteNetwork(name, **({"depends": depends} if depends else {}))
         return "fixed"
-    return "not fixed (re-create it with network-modify --add-to-backend)"
+    return "not fixed: the network must be created on the backend again"

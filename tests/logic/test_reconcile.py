@@ -321,8 +321,8 @@ def backendNetwork(networkId: int, operstate: str = "ACTIVE") -> BackendNetwork:
 class NetworkTests(SynchronousTestCase):
     def test_detect(self) -> None:
         """
-        Parted, stale, missing, hanging, unsynced and orphan networks are
-        told apart.
+        Parted, stale, missing, hanging, unsynced, unreserved and orphan
+        networks are told apart.
         """
         ganeti = r.parseNetworks(
             [
@@ -335,11 +335,20 @@ class NetworkTests(SynchronousTestCase):
         )
         nets = [network(1), network(2, "DESTROY"), network(3), network(4), network(5)]
         rows = {2: backendNetwork(2), 3: backendNetwork(3), 4: backendNetwork(4), 5: backendNetwork(5, "PENDING")}
-        drifts = r.detectNetworks(1, nets, rows, ganeti, ["default"])
+        drifts = r.detectNetworks(1, nets, rows, ganeti, ["default"], {5: ["10.0.0.9"]})
         self.assertEqual(
             [(d.kind, d.networkId) for d in drifts],
-            [("parted", 1), ("stale", 2), ("missing", 3), ("hanging", 4), ("unsynced", 5), ("orphan", 9)],
+            [
+                ("parted", 1),
+                ("stale", 2),
+                ("missing", 3),
+                ("hanging", 4),
+                ("unsynced", 5),
+                ("unreserved", 5),
+                ("orphan", 9),
+            ],
         )
+        self.assertEqual(drifts[5].addresses, ("10.0.0.9",))
         self.assertEqual(drifts[3].groups, ("default",))
 
     def test_message(self) -> None:

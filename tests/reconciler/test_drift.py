@@ -12,17 +12,18 @@ PostgreSQL in C{tests.reconciler.test_postgres}.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from synnefo_twisted.db.pools import BackendNetworkRepository
+from synnefo_twisted.db.pools import BackendNetworkRepository, IPPoolRepository
 from synnefo_twisted.db.repositories import NetworkRepository, PortRepository, SubnetRepository
 from synnefo_twisted.ganeti import events
 from synnefo_twisted.ganeti.details import detailsFromRecord
 from synnefo_twisted.ganeti.sim.queue import FailureRule
-from synnefo_twisted.logic import serverops
+from synnefo_twisted.logic import pools, serverops
 from synnefo_twisted.logic.dispatchapply import applyMessage
 from synnefo_twisted.logic.reconcile import Thresholds
 from synnefo_twisted.logic.servers import parseCreateRequest
@@ -418,6 +419,36 @@ class DriftMixin(ClusterMixin):
         current = await NetworkRepository(self.db).get(network.id)
         assert current is not None
         self.assertEqual((current.state, current.deleted), ("DELETED", True))
+        self.assertEqual(await self.reconcileNets(), [])
+
+    async def test_networkUnreserved(self) -> None:
+        """
+        An address reserved externally in Ganeti but free in the database
+        pool: found, and reserved in the pool by a simulated SET_PARAMS
+        success (add_reserved_ips) through the state machine.
+        """
+        network = await NetworkRepository(self.db).create("n", "CUSTOM", link="br5")
+        subnet = await SubnetRepository(self.db).create(network.id, "10.5.0.0/24", 4, gateway="10.5.0.1")
+        cidr = ipaddress.IPv4Network("10.5.0.0/24")
+        gateway = ipaddress.IPv4Address("10.5.0.1")
+        for layout in pools.ipPoolLayouts(cidr, [pools.defaultAllocationPool(cidr)], gateway):
+            await IPPoolRepository(self.db).create(
+                subnet.id, layout.base, layout.size, layout.offset, *layout.bitmap().dump()
+            )
+        await BackendNetworkRepository(self.db).create(network.id, self.backend.id, operstate="ACTIVE")
+        name = f"snf-net-{network.id}"
+        await self.client.createNetwork(name, "10.5.0.0/24", gateway="10.5.0.1")
+        self.runJobs()
+        await self.client.connectNetwork(name, "default", "bridged", "br5")
+        self.lose()
+        self.assertEqual(await self.reconcileNets(), [])
+        self.sim.cluster.networks[name].external.add("10.5.0.50")
+        self.assertEqual(await self.reconcileNets(), [("unreserved", network.id, "")])
+        self.assertEqual(await self.reconcileNets(fix=True), [("unreserved", network.id, "fixed")])
+        [pool] = await IPPoolRepository(self.db).listByNetwork(network.id)
+        self.assertTrue(
+            pools.Bitmap.load(pool.size, pool.available, pool.reserved).isReserved(pools.indexOf(pool, "10.5.0.50"))
+        )
         self.assertEqual(await self.reconcileNets(), [])
 
 
