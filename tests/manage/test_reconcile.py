@@ -8,6 +8,7 @@ that need no state machine (orphans, pending tasks, orphan networks).
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from twisted.internet import reactor
@@ -109,6 +110,23 @@ class ReconcileServersTests(WorldTestCase):
         assert current is not None
         self.assertEqual((current.task, current.task_job_id), (None, None))
         self.assertEqual(await self.manageJSON("reconcile-servers", "--grace", "0"), [])
+
+    async def test_unreachableBackend(self) -> None:
+        """
+        A backend whose RAPI cannot be reached is named on stderr and the
+        exit status is 1; the other backends are still reconciled.
+        """
+        from synnefo_twisted.db.repositories import BackendRepository
+
+        server = await self.createServer()
+        await self.sim.client.waitForJob(await self.sim.client.shutdownInstance(f"snf-{server.id}"))
+        down = await BackendRepository(self.database).add("down.example.org", "http://127.0.0.1:1", verifyTLS=False)
+        for argv in (("reconcile-servers", "--grace", "0"), ("reconcile-networks",)):
+            code, _out, err = await self.manage(*argv)
+            self.assertEqual(code, 1, err)
+            self.assertIn(f"backend {down.id} not reconciled", err)
+        code, out, err = await self.manage("--output-format", "json", "reconcile-servers", "--grace", "0")
+        self.assertEqual([r["kind"] for r in json.loads(out)], ["unsynced-operstate"])
 
     async def test_backendId(self) -> None:
         """
