@@ -13,6 +13,7 @@ PostgreSQL in C{tests.reconciler.test_postgres}.
 from __future__ import annotations
 
 import ipaddress
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -331,6 +332,49 @@ class DriftMixin(ClusterMixin):
         self.lose()
         self.assertNotIn("snf-4242", self.sim.cluster.instances)
         await self.assertNoDrift()
+
+    async def test_randomDriftConverges(self) -> None:
+        """
+        Whatever mix of drift is injected behind the system's back (seeded
+        random: instances stopped, started, removed, resized, retagged; a
+        stop whose job file is lost), one fix-all pass makes every server
+        what Ganeti has, and the next pass finds nothing; three seeds.
+        """
+        for seed in (5, 11, 12):
+            rng = random.Random(seed)
+            ids = [await self.create(f"vm{i}") for i in range(8)]
+            for serverId in ids:
+                name = f"snf-{serverId}"
+                what = rng.choice(["stop", "remove", "resize", "tag", "lost-stop", "restart", "none"])
+                if what == "stop":
+                    await self.client.shutdownInstance(name)
+                elif what == "remove":
+                    await self.client.deleteInstance(name)
+                elif what == "resize":
+                    await self.client.modifyInstance(name, beparams={"vcpus": 4, "maxmem": 2048, "minmem": 2048})
+                elif what == "tag":
+                    await self.client.addInstanceTags(name, [f"t{rng.randint(0, 9)}"])
+                elif what == "lost-stop":
+                    await serverops.stopServer(self.db, self.registry, self.user, serverId)
+                elif what == "restart":
+                    await self.client.shutdownInstance(name)
+                    self.runJobs()
+                    await self.client.startupInstance(name)
+                self.runJobs()
+            self.lose()
+            await self.reconcile(FixOptions.all())
+            for serverId in ids:
+                server = await self.server(serverId)
+                inst = self.sim.cluster.instances.get(f"snf-{serverId}")
+                if inst is None:
+                    self.assertEqual((server.deleted, server.operstate), (True, "DESTROYED"))
+                else:
+                    self.assertEqual(server.operstate, "STARTED" if inst.operUp else "STOPPED")
+                    self.assertIsNone(server.task)
+                    flavor = self.bigger if inst.beparams["vcpus"] == 4 else self.flavor
+                    self.assertEqual(server.flavor_id, flavor.id)
+            self.assertEqual(await self.quotas.pending(), [])
+            await self.assertNoDrift()
 
     async def test_idempotentFix(self) -> None:
         """
