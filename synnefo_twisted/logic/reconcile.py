@@ -25,6 +25,7 @@ import attrs
 
 from synnefo_twisted.db.models import BackendNetwork, Network, Server
 from synnefo_twisted.ganeti import naming
+from synnefo_twisted.logic.dispatch import NIC_GRACE
 
 #: the log message of every simulated event (the original's wording)
 LOGMSG = "Reconciliation: simulated Ganeti event"
@@ -367,22 +368,31 @@ def _flavorMatches(s: DBServer, g: GanetiInstance) -> bool:
     return g.disk is None or g.disk == s.disk
 
 
-def nicKey(s: DBServer, prefix: str = naming.DEFAULT_PREFIX) -> list[tuple[Any, ...]]:
+def _unsettled(s: DBServer, now: datetime) -> set[int]:
     """
-    The ports of C{s} as ordered comparison tuples (port id, mac, network,
-    IPv4); ports in BUILD are left out (their NIC may not exist yet).
+    Ports not compared: in BUILD (their NIC may not exist yet), or younger
+    than the dispatcher's NIC grace (it would not delete them either).
     """
-    return sorted((p.id, (p.mac or "").lower(), p.networkId, p.ipv4) for p in s.ports if p.state != "BUILD")
+    cutoff = now - timedelta(seconds=NIC_GRACE)
+    return {p.id for p in s.ports if p.state == "BUILD" or p.created >= cutoff}
+
+
+def nicKey(s: DBServer, skip: set[int] | frozenset[int] = frozenset()) -> list[tuple[Any, ...]]:
+    """
+    The ports of C{s} (but C{skip}) as ordered comparison tuples (port id,
+    mac, network, IPv4).
+    """
+    return sorted((p.id, (p.mac or "").lower(), p.networkId, p.ipv4) for p in s.ports if p.id not in skip)
 
 
 def ganetiNicKey(g: GanetiInstance) -> list[tuple[Any, ...]]:
     return sorted((n.portId if n.portId is not None else -1, (n.mac or "").lower(), n.networkId, n.ip) for n in g.nics)
 
 
-def _nicsDiffer(s: DBServer, g: GanetiInstance) -> str | None:
-    db = nicKey(s)
-    building = {p.id for p in s.ports if p.state == "BUILD"}
-    gn = [k for k in ganetiNicKey(g) if k[0] not in building]
+def _nicsDiffer(s: DBServer, g: GanetiInstance, now: datetime) -> str | None:
+    skip = _unsettled(s, now)
+    db = nicKey(s, skip)
+    gn = [k for k in ganetiNicKey(g) if k[0] not in skip]
     if db != gn:
         return f"db {db} ganeti {gn}"
     profiles = {p.id: p.firewallProfile for p in s.ports}
@@ -492,7 +502,7 @@ def detectServers(
                 )
             )
         if server.operstate != "BUILD":
-            nics = _nicsDiffer(s, g)
+            nics = _nicsDiffer(s, g, now)
             if nics is not None:
                 out.append(Drift(UNSYNCED_NICS, backendId, server.id, "nics", nics, g, s))
         if not _pendingTags(s):

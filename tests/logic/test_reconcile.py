@@ -357,3 +357,15 @@ class NetworkTests(SynchronousTestCase):
         """
         msg = r.networkMessage(5, "OP_NETWORK_CONNECT", "success", NOW, None, "c")
         self.assertEqual((msg["network"], msg["type"], msg["cluster"]), ("snf-net-5", "ganeti-network-status", "c"))
+
+
+class YoungPortTests(SynchronousTestCase):
+    def test_youngPortNotJudged(self) -> None:
+        """
+        A port younger than the dispatcher's NIC grace is not compared (the
+        state machine would not delete it either); once older, it is.
+        """
+        young = port(3, created=NOW - timedelta(seconds=10))
+        self.assertEqual(detect([dbServer(1, ports=(young,))], [record(1)]), [])
+        old = port(3, created=NOW - timedelta(seconds=120))
+        self.assertEqual(kinds(detect([dbServer(1, ports=(old,))], [record(1)])), [("unsynced-nics", 1)])

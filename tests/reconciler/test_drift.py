@@ -40,9 +40,13 @@ class DriftMixin(ClusterMixin):
     async def _setUp(self) -> None:
         await super()._setUp()
         self.delivered: set[int] = set()
+        self.later = timedelta(0)
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        """
+        The reconciler's clock: real time, C{self.later} ahead.
+        """
+        return datetime.now(UTC) + self.later
 
     def lookup(self, name: str) -> Any:
         inst = self.sim.cluster.instances.get(name)
@@ -257,6 +261,8 @@ class DriftMixin(ClusterMixin):
         serverId, port = await self.serverWithNic()
         await self.client.modifyInstance(f"snf-{serverId}", nics=[["remove", f"snf-nic-{port.id}", {}]])
         self.lose()
+        self.assertEqual(self.kinds(await self.reconcile()), [])  # the port is too young to judge
+        self.later = timedelta(minutes=2)
         self.assertEqual(self.kinds(await self.reconcile()), [("unsynced-nics", serverId)])
         await self.reconcile(FixOptions(nics=True))
         self.assertEqual(await PortRepository(self.db).listByServer(serverId), [])
@@ -271,6 +277,7 @@ class DriftMixin(ClusterMixin):
         serverId, port = await self.serverWithNic()
         await self.client.modifyInstance(f"snf-{serverId}", nics=[["modify", f"snf-nic-{port.id}", {"ip": "10.0.0.9"}]])
         self.lose()
+        self.later = timedelta(minutes=2)
         [finding] = (await self.reconcile(FixOptions(nics=True))).findings
         again = self.kinds(await self.reconcile())
         if finding.fix == "fixed":
