@@ -1,16 +1,19 @@
-# -*- test-case-name: tests.reconciler.test_shell -*-
+# -*- test-case-name: tests.reconciler.test_drift -*-
 """
 The thin I/O shell of reconciliation: read Ganeti (RAPI bulk listings) and
 the database, run the pure detection of L{synnefo_twisted.logic.reconcile},
 and apply the fixes that are enabled:
 
  - servers: every fix is a simulated op-status message applied by the
-   dispatcher's own state machine (C{applyMessage(db, "op", message)});
-   pending tasks are cleared by a guarded update; orphans are removed from
-   Ganeti (C{DeleteInstance});
- - networks: unsynced and stale rows through C{applyMessage(db, "network",
-   …)}; hanging networks are connected, orphans disconnected and removed,
-   parted ones get their row.
+   dispatcher's own state machine (C{applyMessage(db, "op", message)}); a
+   pending task gets its job's own final message when Ganeti still lists
+   the job, else it is cleared by a guarded update; orphans are removed
+   from Ganeti (C{DeleteInstance}). A fix is reported C{fixed} only if the
+   server then agrees with its instance (C{not converged} otherwise);
+ - networks: unsynced, stale and unreserved-address findings through
+   C{applyMessage(db, "network", …)}; hanging networks are connected,
+   orphans disconnected and removed, parted ones get their row; missing
+   ones are only reported.
 """
 
 from __future__ import annotations
