@@ -18,14 +18,14 @@ and orphans are removed from Ganeti (there is no row to fix).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
 from synnefo_twisted.db.models import BackendNetwork, Network, Server
 from synnefo_twisted.ganeti import naming
-from synnefo_twisted.logic.dispatch import NIC_GRACE
+from synnefo_twisted.logic.dispatch import NIC_GRACE, OPER_STATE_FROM_OPCODE
 
 #: the log message of every simulated event (the original's wording)
 LOGMSG = "Reconciliation: simulated Ganeti event"
@@ -632,9 +632,18 @@ def fixMessages(drift: Drift, now: datetime, cluster: str, prefix: str = naming.
         job = drift.job
         if job is None or not job.finalized or job.opId is None or not job.opId.startswith("OP_INSTANCE_"):
             return []
-        # The task job's own (lost) final message, at the job's end time.
+        # The task job's own (lost) final message, at the job's end time;
+        # then, if that outcome is no longer what Ganeti has (a later change
+        # whose message was lost too), the state Ganeti has, now.
         when = list(job.endTime) if job.endTime is not None else eventTime(now, after)
-        return [opMessage(name, job.opId, job.status, when, cluster, jobId=job.id)]
+        out = [opMessage(name, job.opId, job.status, when, cluster, jobId=job.id)]
+        outcome = OPER_STATE_FROM_OPCODE.get(job.opId) if job.status == "success" else None
+        if g is not None and outcome is not None and outcome != g.state:
+            op = "OP_INSTANCE_STARTUP" if g.state == "STARTED" else "OP_INSTANCE_SHUTDOWN"
+            ended = datetime.fromtimestamp(when[0], UTC) + timedelta(microseconds=when[1])
+            latest = ended if after is None else max(after, ended)
+            out.append(opMessage(name, op, "success", eventTime(now, latest, 1), cluster))
+        return out
     if drift.kind == STALE:
         return [opMessage(name, "OP_INSTANCE_REMOVE", "success", eventTime(now, after), cluster)]
     buildJob = server.backendjobid if server.backendjobid is not None else SIMULATED_JOB_ID
