@@ -12,7 +12,9 @@ about different objects run concurrently, at most C{concurrency} at once.
 
 Failures: a message that is not JSON, or that the state machine finds
 malformed, is dead-lettered with the reason in its C{x-snf-reason} header
-(never silently acked). Any other error is retried after a backoff
+(never silently acked). While the database cannot be reached (down,
+restarting, connection lost), the message waits and is tried again with
+the same backoff, without limit. Any other error is retried after a backoff
 (C{retry_backoff} doubling up to C{retry_backoff_max}; the object's later
 messages wait behind it, keeping the order) at most C{max_retries} times,
 then dead-lettered. Stopping cancels the backoff timers and gives the
@@ -35,12 +37,14 @@ from typing import Any
 import attrs
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from synnefo_twisted.bus.topology import Topology, eventQueues, synnefoTopology
+from synnefo_twisted.db import DatabaseUnavailableError
 from synnefo_twisted.db.repositories import BackendRepository
 from synnefo_twisted.health import Health
 from synnefo_twisted.interfaces import IHealthReporter
@@ -84,6 +88,21 @@ def dispatcherTopology(prefix: str, mirrored: bool = False) -> Topology:
     return synnefoTopology(prefix, mirrored=mirrored)
 
 
+def _transient(failure: Failure) -> bool:
+    """
+    Whether a failure says the database could not be reached (down,
+    restarting, connection lost, a deadlock victim) rather than that the
+    message cannot be applied.
+    """
+    if failure.check(DatabaseUnavailableError, ConnectionLost, ConnectionDone):
+        return True
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError))
+
+
 def _targetKey(kind: str, body: Mapping[str, Any]) -> str:
     for field in ("instance", "network", "cluster"):
         value = body.get(field)
@@ -97,13 +116,14 @@ class _Pending:
     One message in a target's line.
     """
 
-    __slots__ = ("attempts", "body", "done", "kind", "message", "timer")
+    __slots__ = ("attempts", "body", "done", "kind", "message", "outages", "timer")
 
     def __init__(self, message: Any, kind: str, body: Mapping[str, Any]) -> None:
         self.message = message
         self.kind = kind
         self.body = body
         self.attempts = 0
+        self.outages = 0
         self.done: Deferred[None] = Deferred()
         self.timer: IDelayedCall | None = None
 
@@ -285,6 +305,23 @@ class DispatcherService(Service):
                 assert isinstance(error, MalformedMessage)
                 reason = f"malformed: {error.reason}"
                 self._finish(key, pending, self._deadLetter(pending.kind, message, reason))
+                return
+            if _transient(result) and not self._stopping:
+                # The database is down or restarting: wait for it, however
+                # long; this is not the message's fault.
+                pending.attempts -= 1
+                pending.outages += 1
+                delay = min(
+                    self.settings.retryBackoff * (2 ** min(pending.outages - 1, 16)), self.settings.retryBackoffMax
+                )
+                log.warn(
+                    "database unavailable applying a {kind} message, retrying in {delay}s: {error}",
+                    kind=pending.kind,
+                    delay=delay,
+                    error=result.getErrorMessage(),
+                )
+                self._count(pending.kind, "waiting-database")
+                pending.timer = self._reactor.callLater(delay, self._retry, key, pending)
                 return
             if pending.attempts <= self.settings.maxRetries and not self._stopping:
                 delay = min(self.settings.retryBackoff * (2 ** (pending.attempts - 1)), self.settings.retryBackoffMax)

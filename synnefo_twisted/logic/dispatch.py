@@ -359,6 +359,86 @@ def _instanceGone(message: OpMessage) -> bool:
     return bool(_INSTANCE_GONE.search(text))
 
 
+def onlyJobFields(message: OpMessage) -> bool:
+    """
+    Whether C{message} can change nothing but the job fields (a status that
+    is not final, or a snapshot): then L{decideOp} writes L{jobFields}
+    exactly when the server is not deleted and the message is newer than
+    C{jobtime}, which the shell does in one conditional UPDATE.
+    """
+    return not message.final or message.operation == "OP_INSTANCE_SNAPSHOT"
+
+
+def jobFields(message: OpMessage) -> dict[str, object]:
+    """
+    The job fields (register C{jobtime}) C{message} writes.
+    """
+    return {
+        "backendjobid": message.jobId,
+        "backendjobstatus": message.status,
+        "backendopcode": message.operation,
+        "backendlogmsg": message.logmsg,
+        "jobtime": message.eventTime,
+    }
+
+
+#: Opcodes whose final status may need more than the server row (NICs,
+#: volumes, tags, flavor, IPs): never on the single-statement path.
+_ROW_ONLY_EXCLUDED = frozenset(
+    {"OP_INSTANCE_CREATE", "OP_INSTANCE_REMOVE", "OP_INSTANCE_SET_PARAMS", "OP_TAGS_SET", "OP_TAGS_DEL"}
+)
+
+
+@attrs.frozen
+class RowUpdate:
+    """
+    What a message writes when it touches only the server row and no task
+    of the server is concerned: the shell applies it as one conditional
+    UPDATE whose register tests are those of L{decideOp}.
+
+    @ivar jobFields: written when newer than C{jobtime}.
+    @ivar backendtime: the message moves C{backendtime} (a success).
+    @ivar operstate: written with C{statetime} when newer than it (or None).
+    @ivar final: the task guard applies (a final status resolves the task
+        whose job this is: such servers take the full path).
+    """
+
+    serverId: int
+    eventTime: datetime
+    jobId: int
+    jobFields: Mapping[str, object]
+    backendtime: bool
+    operstate: str | None
+    final: bool
+
+
+def rowUpdate(message: OpMessage) -> RowUpdate | None:
+    """
+    The L{RowUpdate} of C{message}, or None when it needs the full path
+    (L{decideOp} with the rows it reads): a create, remove, resize or tags
+    job's end, or a message with NICs, disks, hvparams or beparams.
+    """
+    if message.serverId is None:
+        return None
+    if not onlyJobFields(message):
+        if message.operation in _ROW_ONLY_EXCLUDED:
+            return None
+        if message.nics is not None or message.disks is not None or message.hvparams is not None:
+            return None
+        if beparamsSpec(message) is not None:
+            return None
+    success = message.final and message.status == SUCCESS and not onlyJobFields(message)
+    return RowUpdate(
+        serverId=message.serverId,
+        eventTime=message.eventTime,
+        jobId=message.jobId,
+        jobFields=jobFields(message),
+        backendtime=success,
+        operstate=OPER_STATE_FROM_OPCODE.get(message.operation) if success else None,
+        final=message.final and not onlyJobFields(message),
+    )
+
+
 def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) -> OpDecision:
     """
     What C{message} changes on C{server} (spec §2.5 C{process_op_status}).
@@ -375,14 +455,8 @@ def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) ->
     status = message.status
     fields: dict[str, object] = {}
     if _after(t, server.jobtime):
-        fields.update(
-            backendjobid=message.jobId,
-            backendjobstatus=status,
-            backendopcode=op,
-            backendlogmsg=message.logmsg,
-            jobtime=t,
-        )
-    if op == "OP_INSTANCE_SNAPSHOT" or not message.final:
+        fields.update(jobFields(message))
+    if onlyJobFields(message):
         return OpDecision(bool(fields), "applied" if fields else "stale", fields)
 
     success = status == SUCCESS

@@ -72,6 +72,12 @@ async def _apply(db: Any, kind: str, message: Mapping[str, Any], prefix: str) ->
         op = dispatch.parseOpMessage(message, prefix)
         if op.serverId is None:
             return ApplyOutcome(False, "not-ours", kind)
+        update = dispatch.rowUpdate(op)
+        if update is not None and await DispatchRepository(db).applyRowUpdate(update):
+            # The common case (queued, running, a start or stop ending): one
+            # statement, its own transaction. When it writes nothing, the
+            # full path tells why (stale, deleted, unknown) or does the rest.
+            return ApplyOutcome(True, "applied", kind, op.serverId)
         outcome: ApplyOutcome = await db.runInteraction(_applyOp, op, prefix)
     elif kind == "progress":
         progress = dispatch.parseProgressMessage(message, prefix)

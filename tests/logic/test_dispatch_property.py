@@ -86,8 +86,8 @@ def _prefix() -> Any:
     )
 
 
-def _details(fx: DispatchFixture, server: BuiltServer, variant: int) -> dict[str, Any]:
-    nics = [] if variant == 1 else [
+def _details(fx: DispatchFixture, server: BuiltServer, variant: int, nicGone: bool) -> dict[str, Any]:
+    nics = [] if nicGone else [
         {"name": f"snf-nic-{server.portId}", "network": f"snf-net-{fx.networkId}", "ip": server.address,
          "mac": f"aa:00:{server.portId >> 8 & 255:02x}:{server.portId & 255:02x}:00:{variant:02x}", "firewall": ("protected", "enabled", "disabled", "")[variant]}
     ]  # fmt: skip
@@ -105,15 +105,20 @@ def messagesOf(index: int, script: ServerScript, jobBase: int) -> list[Message]:
     """
     out: list[Message] = []
     seconds = 0.0
+    nicGone = False
     for number, job in enumerate(script.jobs):
         jobId = jobBase + number
+        # A consistent history: once the NIC is gone from Ganeti (variant 1
+        # of a job carrying details), later jobs do not show it again.
+        carries = job.opcode in ("OP_INSTANCE_STARTUP", "OP_INSTANCE_SET_PARAMS")
+        nicGone = nicGone or (carries and job.variant == 1)
         for status in job.statuses:
             seconds += 1.0
             if job.opcode == "OP_INSTANCE_CREATE" and status == "running":
                 for step, value in enumerate(script.progress):
                     out.append(_progress(index, value, seconds + 0.1 * (step + 1)))
                 seconds += 1.0
-            out.append(Message("op", seconds, _op(index, job, jobId, status, seconds)))
+            out.append(Message("op", seconds, _op(index, job, jobId, status, seconds, nicGone)))
     return out
 
 
@@ -127,7 +132,7 @@ def _progress(index: int, value: int, seconds: float) -> Message:
     return Message("progress", seconds, build)
 
 
-def _op(index: int, job: Job, jobId: int, status: str, seconds: float) -> Callable[..., dict[str, Any]]:
+def _op(index: int, job: Job, jobId: int, status: str, seconds: float, nicGone: bool) -> Callable[..., dict[str, Any]]:
     def build(fx: DispatchFixture, servers: list[BuiltServer]) -> dict[str, Any]:
         server = servers[index]
         extra: dict[str, Any] = {}
@@ -136,9 +141,9 @@ def _op(index: int, job: Job, jobId: int, status: str, seconds: float) -> Callab
             extra["logmsg"] = f"Instance 'snf-{server.id}' not known"
         final = real in ("success", "error", "canceled")
         if job.opcode in ("OP_INSTANCE_CREATE", "OP_INSTANCE_STARTUP") and real == "success":
-            extra.update(_details(fx, server, job.variant))
+            extra.update(_details(fx, server, job.variant, nicGone))
         if job.opcode == "OP_INSTANCE_SET_PARAMS" and final:
-            extra.update(_details(fx, server, job.variant))
+            extra.update(_details(fx, server, job.variant, nicGone))
             if real == "success":
                 cpu, ram = (4, 2048) if job.variant % 2 else (2, 1024)
                 extra["job_fields"] = {"beparams": {"vcpus": cpu, "maxmem": ram}}
