@@ -26,6 +26,7 @@ import attrs
 from synnefo_twisted.db.models import BackendNetwork, Network, Server
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.logic.dispatch import NIC_GRACE, OPER_STATE_FROM_OPCODE
+from synnefo_twisted.logic.servers import encodeTag
 
 #: the log message of every simulated event (the original's wording)
 LOGMSG = "Reconciliation: simulated Ganeti event"
@@ -406,8 +407,6 @@ def _nicsDiffer(s: DBServer, g: GanetiInstance, now: datetime) -> str | None:
 
 
 def _dbTags(s: DBServer) -> frozenset[str]:
-    from synnefo_twisted.logic.servers import encodeTag
-
     return frozenset(encodeTag(t) for t, status in s.tags.items() if status == "ACTIVE")
 
 
