@@ -7,7 +7,7 @@ instance removed or stopped directly in Ganeti, a job whose file — and so
 its messages — is lost, a build that failed unseen, an instance nobody
 knows). The reconciler finds each one, fixes it through the same state
 machine, and a second pass finds nothing. On SQLite here and on
-PostgreSQL in C{tests.reconciler.test_postgres}.
+PostgreSQL in C{tests.reconciler.test_reconcile_postgres}.
 """
 
 from __future__ import annotations
