@@ -366,12 +366,18 @@ class DispatcherService(Service):
         d.addBoth(self._attempted, key, pending)
 
     def _finish(self, key: str, pending: _Pending, settling: Deferred[None] | None) -> None:
-        line = self._lines.get(key)
-        if line and line[0] is pending:
-            line.pop(0)
+        """
+        The line's head is done once C{settling} (a dead-lettering) fired:
+        only then does it leave the line (so a message for the same object
+        arriving meanwhile waits behind it) and the next one start.
+        """
 
         def done(_: object = None) -> None:
-            pending.done.callback(None)
+            line = self._lines.get(key)
+            if line and line[0] is pending:
+                line.pop(0)
+            if not pending.done.called:
+                pending.done.callback(None)
             self._next(key)
 
         if settling is None:
