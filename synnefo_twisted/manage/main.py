@@ -24,6 +24,7 @@ from synnefo_twisted.manage import (  # noqa: F401  (each module registers its c
     pools,
     queues,
     quotas,
+    reconcile,
     servers,
     users,
 )
