@@ -32,7 +32,13 @@ from twisted.logger import Logger
 
 from synnefo_twisted.db import models
 from synnefo_twisted.db.pools import BackendNetworkRepository, IPPoolRepository, ResourcePoolRepository
-from synnefo_twisted.db.repositories import NetworkRepository, PortRepository, SubnetRepository
+from synnefo_twisted.db.repositories import (
+    NetworkRepository,
+    PortRepository,
+    QuotaExceededError,
+    QuotaRepository,
+    SubnetRepository,
+)
 from synnefo_twisted.logic import pools
 from synnefo_twisted.logic.pools import IPRange, PoolExhaustedError
 
@@ -97,6 +103,43 @@ class NotFoundError(NetworkRequestError):
 
     code = 404
     fault = "itemNotFound"
+
+
+# -- quota --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class QuotaCharge:
+    """
+    A quota change that goes with an operation, in its transaction:
+    C{quantity} of C{resource} on the project's holding (and the member's
+    C{userId}, when it has one); negative releases.
+    """
+
+    projectId: int
+    userId: int | None
+    resource: str
+    quantity: int = 1
+    name: str = ""
+
+
+async def _charge(tx: Any, charge: QuotaCharge | None, field: str) -> None:
+    """
+    Issue and accept C{charge} inside the current transaction (the holdings
+    are row-locked, so concurrent charges serialize).
+
+    @raise OverLimitError: it does not fit; the transaction rolls back.
+    """
+    if charge is None:
+        return
+    quotas = QuotaRepository(tx)
+    try:
+        commission = await quotas.issue(
+            charge.projectId, charge.userId, {charge.resource: charge.quantity}, name=charge.name
+        )
+    except QuotaExceededError as e:
+        raise OverLimitError(field, f"Resource limit exceeded for your account: {e}") from None
+    await quotas.accept(commission.id)
 
 
 # -- flavors -----------------------------------------------------------------------------
@@ -716,7 +759,9 @@ async def _createNetwork(
     subnets: Sequence[SubnetRequest],
     public: bool,
     floatingIPPool: bool,
+    quota: QuotaCharge | None = None,
 ) -> CreatedNetwork:
+    await _charge(tx, quota, "network")
     params = flavorParameters(request.flavor, defaults)
     macPrefix, link = params.macPrefix, params.link
     try:
@@ -759,17 +804,20 @@ def createNetwork(
     subnets: Sequence[SubnetRequest] = (),
     public: bool = False,
     floatingIPPool: bool = False,
+    quota: QuotaCharge | None = None,
 ) -> Deferred[CreatedNetwork]:
     """
     Create a network (taking its MAC prefix or bridge from the pool when
     its flavor says so) and its subnets with their IPv4 pools, in one
     transaction.
 
+    @param quota: charged in the same transaction (C{cyclades.network.private}).
     @raise ConflictError: the MAC-prefix or bridge pool is full (field
         C{network.type}).
+    @raise OverLimitError: C{quota} does not fit; nothing is written.
     """
     d: Deferred[CreatedNetwork] = db.runInteraction(
-        _createNetwork, request, userid, defaults, subnets, public, floatingIPPool
+        _createNetwork, request, userid, defaults, subnets, public, floatingIPPool, quota
     )
     return d
 
@@ -978,8 +1026,9 @@ async def _floatingNetworks(tx: Any, networkId: int | None) -> list[models.Netwo
 
 
 async def _allocateFloatingIP(
-    tx: Any, userid: str, request: FloatingIPRequest, project: str | None
+    tx: Any, userid: str, request: FloatingIPRequest, project: str | None, quota: QuotaCharge | None = None
 ) -> models.IPAddress:
+    await _charge(tx, quota, "floatingip")
     candidates = await _floatingNetworks(tx, request.networkId)
     for network in candidates:
         try:
@@ -1000,20 +1049,29 @@ async def _allocateFloatingIP(
 
 
 def allocateFloatingIP(
-    db: Any, userid: str, request: FloatingIPRequest, *, project: str | None = None
+    db: Any,
+    userid: str,
+    request: FloatingIPRequest,
+    *,
+    project: str | None = None,
+    quota: QuotaCharge | None = None,
 ) -> Deferred[models.IPAddress]:
     """
     Allocate a floating IP: from the requested network (and address), or
     from the first floating-IP pool network with a free address.
 
+    @param quota: charged in the same transaction (C{cyclades.floating_ip}).
     @raise NotFoundError: the requested network is not a floating-IP pool.
     @raise ConflictError: no free address, or the address is in use.
+    @raise OverLimitError: C{quota} does not fit; nothing is allocated.
     """
-    d: Deferred[models.IPAddress] = db.runInteraction(_allocateFloatingIP, userid, request, project)
+    d: Deferred[models.IPAddress] = db.runInteraction(_allocateFloatingIP, userid, request, project, quota)
     return d
 
 
-async def _releaseFloatingIP(tx: Any, ipId: int, userid: str | None) -> models.IPAddress:
+async def _releaseFloatingIP(
+    tx: Any, ipId: int, userid: str | None, quota: QuotaCharge | None = None
+) -> models.IPAddress:
     rows = await tx.execute(
         f"SELECT {models.columns(models.IPAddress)} FROM ips WHERE id = %s AND floating_ip = TRUE AND deleted = FALSE "
         "FOR UPDATE",
@@ -1028,17 +1086,21 @@ async def _releaseFloatingIP(tx: Any, ipId: int, userid: str | None) -> models.I
     released = await PortRepository(tx).releaseIP(ip.id)
     assert released is not None
     await _recordHistory(tx, ip.address, ip.network_id, None, ip.userid, "release", "floating IP")
+    await _charge(tx, quota, "floatingip")
     return released
 
 
-def releaseFloatingIP(db: Any, ipId: int, userid: str | None = None) -> Deferred[models.IPAddress]:
+def releaseFloatingIP(
+    db: Any, ipId: int, userid: str | None = None, *, quota: QuotaCharge | None = None
+) -> Deferred[models.IPAddress]:
     """
     Release a floating IP of C{userid} (anyone's when None) back to its pool.
 
     @raise NotFoundError: no such live floating IP of this user.
+    @param quota: the release (negative quantity), in the same transaction.
     @raise ConflictError: it is still attached to a port.
     """
-    d: Deferred[models.IPAddress] = db.runInteraction(_releaseFloatingIP, ipId, userid)
+    d: Deferred[models.IPAddress] = db.runInteraction(_releaseFloatingIP, ipId, userid, quota)
     return d
 
 
@@ -1102,7 +1164,9 @@ def updateNetworkState(db: Any, networkId: int) -> Deferred[models.Network | Non
     return d
 
 
-async def _deleteNetwork(tx: Any, networkId: int, userid: str | None, admin: bool) -> models.Network:
+async def _deleteNetwork(
+    tx: Any, networkId: int, userid: str | None, admin: bool, quota: QuotaCharge | None = None
+) -> models.Network:
     network = await NetworkRepository.getForUpdate(tx, networkId)
     visible = network is not None and not network.deleted
     if network is not None and visible and not admin and not network.public and network.userid != userid:
@@ -1119,12 +1183,15 @@ async def _deleteNetwork(tx: Any, networkId: int, userid: str | None, admin: boo
         raise ConflictError("network", f"Cannot delete network {networkId}: floating IPs are still allocated")
     marked = await NetworkRepository(tx).update(networkId, action="DESTROY")
     assert marked is not None
+    await _charge(tx, quota, "network")
     if await BackendNetworkRepository(tx).listByNetwork(networkId):
         return marked
     return await _finishDeletion(tx, marked)
 
 
-def deleteNetwork(db: Any, networkId: int, userid: str | None, *, admin: bool = False) -> Deferred[models.Network]:
+def deleteNetwork(
+    db: Any, networkId: int, userid: str | None, *, admin: bool = False, quota: QuotaCharge | None = None
+) -> Deferred[models.Network]:
     """
     Start deleting a network (spec §1.9 DELETE): mark it C{action=DESTROY};
     when no backend has it, finish at once (state DELETED, pooled MAC
@@ -1134,9 +1201,11 @@ def deleteNetwork(db: Any, networkId: int, userid: str | None, *, admin: bool = 
 
     @raise NotFoundError: no such live network visible to C{userid}.
     @raise ForbiddenError: a public network and not an admin.
+    @param quota: the release of the network's quota (negative quantity),
+        in the same transaction.
     @raise ConflictError: ports or floating IPs remain.
     """
-    d: Deferred[models.Network] = db.runInteraction(_deleteNetwork, networkId, userid, admin)
+    d: Deferred[models.Network] = db.runInteraction(_deleteNetwork, networkId, userid, admin, quota)
     return d
 
 
