@@ -192,7 +192,8 @@ class APIPlugin:
 
         from twisted.internet.endpoints import clientFromString
 
-        from synnefo_twisted.logic.networks import NetworkDefaults
+        from synnefo_twisted.logic.networkops import networkActivator
+        from synnefo_twisted.logic.networks import NetworkDefaults, allocateServerPortIP
         from synnefo_twisted.logic.serverops import ServerOptions
         from synnefo_twisted.logic.servers import CreateSettings
         from web.console import SecretFileBroker
@@ -208,6 +209,8 @@ class APIPlugin:
         )
         options = ServerOptions(
             create=CreateSettings(prefix=node.backends.prefix if node.backends is not None else "snf-"),
+            ipAllocator=allocateServerPortIP,
+            activateNetwork=networkActivator(node.database, node.backends) if node.backends is not None else None,
             vmapiURL=s["vmapi_url"] or f"{base}/vmapi/v1.0/server-params",
             clock=node.reactor,
             paramsLifetime=float(s["server_params_lifetime"]),

@@ -19,7 +19,7 @@ that do not allow a NIC change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -155,6 +155,18 @@ async def ensureNetworkActive(db: Any, registry: Any, backend: models.Backend, n
         "network {network} submitted to {cluster}: jobs {jobs}", network=name, cluster=backend.clustername, jobs=jobs
     )
     return jobs
+
+
+def networkActivator(db: Any, registry: Any) -> Callable[[models.Backend, models.Network], Awaitable[list[int]]]:
+    """
+    The server logic's C{activateNetwork}: L{ensureNetworkActive} over
+    C{db} and C{registry}, so a new server's NICs wait for their networks.
+    """
+
+    def activate(backend: models.Backend, network: models.Network) -> Awaitable[list[int]]:
+        return ensureNetworkActive(db, registry, backend, network)
+
+    return activate
 
 
 async def attachPort(

@@ -906,19 +906,49 @@ async def _createPort(
                 )
             await tx.execute("UPDATE ips SET port_id = %s WHERE id = %s", (port.id, floating.id))
             return CreatedPort(port, (attrs.evolve(floating, port_id=port.id),))
-    hasV4 = bool(await IPPoolRepository(tx).listByNetwork(networkId))
-    if hasV4:
-        try:
-            subnetId, taken = await pools.allocateIP(tx, networkId, address)
-        except pools.PoolError as e:
-            field = "port.fixed_ips[0].ip_address" if address is not None else "port.network_id"
-            kind = PoolErrorKinds.get(type(e), ConflictError)
-            raise kind(field, e.message) from None
-        ips.append(await ports.addIP(subnetId, networkId, taken, 4, portId=port.id, userid=userid, project=project))
-        await _recordHistory(tx, taken, networkId, serverId, userid, "allocate", "port create")
-    elif address is not None:
-        raise BadRequestError("port.fixed_ips[0].ip_address", f"network {networkId} has no IPv4 subnet")
+    field = "port.fixed_ips[0].ip_address" if address is not None else "port.network_id"
+    allocated = await _allocatePortIPv4(tx, port, address, field, "port create")
+    if allocated is not None:
+        ips.append(allocated)
     return CreatedPort(port, tuple(ips))
+
+
+async def _allocatePortIPv4(
+    tx: Any, port: models.Port, address: str | None, field: str, reason: str
+) -> models.IPAddress | None:
+    """
+    Give C{port} an IPv4 address from its network's pools (C{address} if
+    given); None when the network has no IPv4 subnet and none was asked for.
+    """
+    networkId = port.network_id
+    if not await IPPoolRepository(tx).listByNetwork(networkId):
+        if address is not None:
+            raise BadRequestError(field, f"network {networkId} has no IPv4 subnet")
+        return None
+    try:
+        subnetId, taken = await pools.allocateIP(tx, networkId, address)
+    except pools.PoolError as e:
+        raise PoolErrorKinds.get(type(e), ConflictError)(field, e.message) from None
+    ip = await PortRepository(tx).addIP(
+        subnetId, networkId, taken, 4, portId=port.id, userid=port.userid, project=port.project
+    )
+    await _recordHistory(tx, taken, networkId, port.server_id, port.userid, "allocate", reason)
+    return ip
+
+
+async def allocateServerPortIP(tx: Any, network: models.Network, port: models.Port, fixedIp: str | None) -> str | None:
+    """
+    The IPv4 of a port made for a new server (the server logic's
+    C{ipAllocator}), inside the create transaction: taken from the
+    network's pools (C{fixedIp} if given) and recorded on the port; None
+    on a network without an IPv4 subnet.
+
+    @raise ConflictError: the pools are exhausted or C{fixedIp} is in use.
+    @raise BadRequestError: C{fixedIp} outside the pools, or given on a
+        network without an IPv4 subnet.
+    """
+    ip = await _allocatePortIPv4(tx, port, fixedIp, "networks", "server create")
+    return None if ip is None else ip.address
 
 
 PoolErrorKinds: Mapping[type[pools.PoolError], type[NetworkRequestError]] = {

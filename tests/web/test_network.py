@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from treq.testing import StubTreq
 from twisted.internet.defer import DeferredList, fail
 from twisted.trial.unittest import SynchronousTestCase
 
 from synnefo_twisted.db.models import Network
 from synnefo_twisted.db.repositories import NetworkRepository, PortRepository, ProjectRepository
 from synnefo_twisted.ganeti.errors import RapiServerError
+from synnefo_twisted.logic import networkops, serverops
 from synnefo_twisted.logic import networks as netlogic
 from synnefo_twisted.logic import pools as poollogic
 from synnefo_twisted.logic.networks import BadRequestError, NetworkDefaults, NetworkRequest, parseSubnet
 from tests.web import test_servers
 from tests.web.support import Reply
+from web.app import APIApplication
 from web.network import networkFault
 
 N = "/network/v2.0"
@@ -700,3 +703,58 @@ class ConcurrencyTests(NetworkTestCase):
             if reply.code != 201:
                 self.assertFault(reply, "conflict", 409)
         self.assertEqual(await self.usage("cyclades.network.private"), free)
+
+
+class ServerNetworkTests(NetworkTestCase):
+    """
+    Servers created with networks, with the plugin's hooks: addresses from
+    the pools, NICs waiting for the network jobs.
+    """
+
+    async def _setUp(self) -> None:
+        await super()._setUp()
+        options = serverops.ServerOptions(
+            vmapiURL=f"{test_servers.BASE}/vmapi/v1.0/server-params",
+            clock=self.clock,
+            ipAllocator=netlogic.allocateServerPortIP,
+            activateNetwork=networkops.networkActivator(self.database, self.registry),
+        )
+        self.app = APIApplication(
+            self.database, self.clock, test_servers.BASE, backends=self.registry, serverOptions=options
+        )
+        self.stub = StubTreq(self.app.resource())
+
+    async def test_createWithNetworks(self) -> None:
+        """
+        Each port of a new server takes an address from its network's pool (a fixed_ip if given), and the
+        CreateInstance job depends on the networks' create and connect jobs.
+        """
+        network = await self.network()
+        networks = [{"uuid": network["id"], "fixed_ip": "10.10.0.5"}, {"uuid": str(self.public.id)}]
+        created = await self.create(networks=networks)
+        ports = await PortRepository(self.database).listByServer(int(created["id"]))
+        addresses = [[ip.address for ip in await PortRepository(self.database).ipsOfPort(p.id)] for p in ports]
+        self.assertEqual(addresses, [["10.10.0.5"], ["192.0.2.2"]])
+        ops = self.jobs()
+        self.assertEqual(
+            [o["OP_ID"] for o in ops],
+            ["OP_NETWORK_ADD", "OP_NETWORK_CONNECT", "OP_NETWORK_ADD", "OP_NETWORK_CONNECT", "OP_INSTANCE_CREATE"],
+        )
+        create = ops[-1]
+        self.assertEqual([n["ip"] for n in create["nics"]], ["10.10.0.5", "192.0.2.2"])
+        self.assertEqual(len(create["depends"]), 4)
+
+    async def test_exhaustedPool(self) -> None:
+        """
+        A server on a network without free addresses is a 409 and nothing is written.
+        """
+        await self.quotas.setLimit(self.project.id, "cyclades.floating_ip", 10)
+        for _ in range(5):
+            self.assertEqual((await self.call("POST", f"{N}/floatingips", self.token, {"floatingip": {}})).code, 200)
+        before = await self.serverCount()
+        reply = await self.call(
+            "POST", "/compute/v2.0/servers", self.token, self.body(networks=[{"uuid": str(self.public.id)}])
+        )
+        self.assertEqual(self.assertFault(reply, "conflict", 409)["details"], "field: networks")
+        self.assertEqual(await self.serverCount(), before)
+        self.assertEqual(await self.holding("cyclades.vm"), (0, 0))

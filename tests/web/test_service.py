@@ -24,6 +24,7 @@ from synnefo_twisted.db.pools import ResourcePoolRepository
 from synnefo_twisted.db.repositories import FlavorRepository, ImageRepository, NetworkRepository, UserRepository
 from synnefo_twisted.interfaces import IConsoleBroker, IHealthReporter, ISynnefoPlugin
 from synnefo_twisted.logic import pools as poollogic
+from synnefo_twisted.logic.networks import allocateServerPortIP
 from synnefo_twisted.metrics import MetricsRegistry
 from synnefo_twisted.testing import memoryDatabase
 from web.console import SecretFileBroker
@@ -181,6 +182,9 @@ class PluginTests(TestCase):
         self.assertEqual((broker.user, broker.secretFile), ("vnc", Path("state") / "vncproxy-console.secret"))
         options = service.application.servers.options
         self.assertEqual(options.vmapiURL, "https://api.example.org/vmapi/v1.0/server-params")
+        # new servers' ports take addresses from the network pools and wait for their networks
+        self.assertIs(options.ipAllocator, allocateServerPortIP)
+        self.assertIsNotNone(options.activateNetwork)
 
     async def test_serversNeedBackends(self) -> None:
         """
