@@ -79,11 +79,26 @@ async def serverBackend(registry: Any, server: models.Server) -> models.Backend:
     raise BackendUnavailable("server", f"server {server.id} has no backend")
 
 
+def ganetiMacPrefix(prefix: str | None) -> str | None:
+    """
+    A network's MAC prefix as Ganeti takes it: three full octets. Synnefo's
+    five-hex-digit prefixes (C{aa:00:1}, the MAC-prefix pool's values) get a
+    trailing zero (C{aa:00:10}), so the NICs Ganeti makes stay inside the
+    network's prefix and distinct prefixes stay distinct.
+    """
+    if prefix is None:
+        return None
+    octets = prefix.lower().split(":")
+    if len(octets) == 3 and len(octets[2]) == 1:
+        octets[2] += "0"
+    return ":".join(octets)
+
+
 def ganetiNetworkParameters(network: models.Network, subnets: Sequence[models.Subnet]) -> tuple[str, dict[str, Any]]:
     """
     The C{CreateNetwork} address and keyword arguments of a network (spec
     §1.9/§2.2): IPv4 CIDR and gateway (a dummy /29 without IPv4), IPv6
-    CIDR and gateway, MAC prefix, the flavor's tags plus C{nfdhcpd} when
+    CIDR and gateway, MAC prefix (L{ganetiMacPrefix}), the flavor's tags plus C{nfdhcpd} when
     a subnet has DHCP and C{public}/C{private}.
     """
     v4 = next((s for s in subnets if s.ipversion == 4), None)
@@ -96,7 +111,7 @@ def ganetiNetworkParameters(network: models.Network, subnets: Sequence[models.Su
         "gateway": v4.gateway if v4 is not None else None,
         "network6": v6.cidr if v6 is not None else None,
         "gateway6": v6.gateway if v6 is not None else None,
-        "mac_prefix": network.mac_prefix,
+        "mac_prefix": ganetiMacPrefix(network.mac_prefix),
         "conflicts_check": network.public and v4 is not None,
         "tags": tags,
     }

@@ -79,7 +79,7 @@ class ParametersTests(SynchronousTestCase):
                 "gateway": "10.0.0.1",
                 "network6": "2001:db8::/64",
                 "gateway6": "2001:db8::1",
-                "mac_prefix": "aa:00:1",
+                "mac_prefix": "aa:00:10",
                 "conflicts_check": False,
                 "tags": ["private-filtered", "nfdhcpd", "private"],
             },
@@ -95,6 +95,17 @@ class ParametersTests(SynchronousTestCase):
             _network(public=True, tags="[]"), [_subnet(4, "192.0.2.0/24", None, dhcp=False)]
         )
         self.assertEqual((kwargs["conflicts_check"], kwargs["tags"]), (True, ["public"]))
+
+
+class MacPrefixTests(SynchronousTestCase):
+    def test_ganetiMacPrefix(self) -> None:
+        """
+        Five-digit prefixes get a trailing zero (inside their space, still distinct); full ones are kept.
+        """
+        self.assertEqual(
+            [networkops.ganetiMacPrefix(p) for p in ("aa:00:0", "aa:00:1", "aa:0f:f", "AA:00:01", None)],
+            ["aa:00:00", "aa:00:10", "aa:0f:f0", "aa:00:01", None],
+        )
 
 
 class BackendTests(TestCase):
