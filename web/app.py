@@ -98,6 +98,8 @@ class APIApplication:
             backends=backends,
             defaults=networkDefaults,
             hotplug=serverOptions.hotplug if serverOptions is not None else True,
+            clock=clock,
+            pollLimit=float((serverSettings or {}).get("pollLimit", 3600.0)),
         )
         self.network.register(self.router)
         self.servers: ServersAPI | None = None

@@ -21,7 +21,8 @@ releases the charge in the deleting transaction.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -50,13 +51,15 @@ from web.faults import (
     Forbidden,
     ItemNotFound,
     NotImplementedFault,
+    NotModified,
     ServiceUnavailable,
 )
-from web.http import Reply, attribute, parseID, readJSON
+from web.http import Reply, attribute, parseID, queryArg, readJSON
 from web.routing import Router
-from web.servers import ExtraAction, webFault
+from web.servers import ExtraAction, parseChangesSince, webFault
 
 T = TypeVar("T")
+M = TypeVar("M", models.Network, models.Subnet, models.Port, models.IPAddress)
 
 V = "v2.0"
 PREFIX = f"/network/{V}"
@@ -97,6 +100,9 @@ class NetworkAPI:
     @param defaults: the deployment's network settings (enabled types,
         bridges, MAC prefix, largest CIDR).
     @param hotplug: NICs are added to running servers (Ganeti hotplug).
+    @param clock: an C{IReactorTime} dating C{changes-since} (None: the
+        system clock).
+    @param pollLimit: the oldest C{changes-since} accepted, in seconds.
     """
 
     def __init__(
@@ -107,12 +113,16 @@ class NetworkAPI:
         backends: Any = None,
         defaults: NetworkDefaults | None = None,
         hotplug: bool = True,
+        clock: Any = None,
+        pollLimit: float = 3600.0,
     ) -> None:
         self._db = database
         self._base = baseURL.rstrip("/")
         self._backends = backends
         self._defaults = defaults or NetworkDefaults()
         self._hotplug = hotplug
+        self._clock = clock
+        self._pollLimit = pollLimit
         self._networks = NetworkRepository(database)
         self._subnets = SubnetRepository(database)
         self._ports = PortRepository(database)
@@ -249,6 +259,27 @@ class NetworkAPI:
         user = await UserRepository(self._db).byUUID(owner) if owner is not None else None
         return QuotaCharge(project.id, None if user is None else user.id, resource, -1, name=f"release {resource}")
 
+    def _since(self, request: IRequest) -> datetime | None:
+        raw = queryArg(request, "changes-since")
+        if raw is None:
+            return None
+        now = datetime.fromtimestamp(self._clock.seconds(), UTC) if self._clock is not None else datetime.now(UTC)
+        return parseChangesSince(raw, now, self._pollLimit)
+
+    @staticmethod
+    def _changed(items: Iterable[M], since: datetime | None) -> list[M]:
+        """
+        Without C{since}: the live items. With it (spec §1.2
+        C{changes-since}): the items updated since then, deleted ones
+        included; none is a 304.
+        """
+        if since is None:
+            return [i for i in items if not getattr(i, "deleted", False)]
+        changed = [i for i in items if i.updated >= since]
+        if not changed:
+            raise NotModified()
+        return changed
+
     # -- networks ------------------------------------------------------------------------------
 
     async def _network(self, user: models.User, raw: str) -> models.Network:
@@ -265,7 +296,9 @@ class NetworkAPI:
         return view
 
     async def list_networks(self, request: IRequest, user: models.User) -> dict[str, Any]:
-        return {"networks": [await self._networkView(n) for n in await self._networks.list(user.uuid)]}
+        since = self._since(request)
+        networks = self._changed(await self._networks.list(user.uuid, includeDeleted=since is not None), since)
+        return {"networks": [await self._networkView(n) for n in networks]}
 
     async def create_networks(self, request: IRequest, user: models.User) -> Reply:
         body = {"network": self._body(request, "network")}
@@ -324,9 +357,10 @@ class NetworkAPI:
         return subnet, network
 
     async def list_subnets(self, request: IRequest, user: models.User) -> dict[str, Any]:
-        visible = {n.id for n in await self._networks.list(user.uuid)}
-        subnets = [s for s in await self._admin.subnets() if s.network_id in visible]
-        return {"subnets": [await self._subnetView(s) for s in subnets]}
+        since = self._since(request)
+        visible = {n.id for n in await self._networks.list(user.uuid, includeDeleted=since is not None)}
+        subnets = [s for s in await self._admin.subnets(includeDeleted=since is not None) if s.network_id in visible]
+        return {"subnets": [await self._subnetView(s) for s in self._changed(subnets, since)]}
 
     async def create_subnets(self, request: IRequest, user: models.User) -> Reply:
         body = {"subnet": self._body(request, "subnet")}
@@ -385,7 +419,8 @@ class NetworkAPI:
         return server
 
     async def list_ports(self, request: IRequest, user: models.User) -> dict[str, Any]:
-        return {"ports": [await self._portView(p) for p in await self._admin.ports(userid=user.uuid)]}
+        ports = self._changed(await self._admin.ports(userid=user.uuid), self._since(request))
+        return {"ports": [await self._portView(p) for p in ports]}
 
     async def create_ports(self, request: IRequest, user: models.User) -> Reply:
         wanted = logic.parsePort({"port": self._body(request, "port")})
@@ -472,8 +507,9 @@ class NetworkAPI:
         await logic.releaseFloatingIP(self._db, ip.id, None if user.isAdmin else user.uuid, quota=release)
 
     async def list_floatingips(self, request: IRequest, user: models.User) -> dict[str, Any]:
-        ips = await self._admin.ips(floating=True, userid=user.uuid)
-        return {"floatingips": [await self._floatingView(ip) for ip in ips]}
+        since = self._since(request)
+        ips = await self._admin.ips(floating=True, userid=user.uuid, includeDeleted=since is not None)
+        return {"floatingips": [await self._floatingView(ip) for ip in self._changed(ips, since)]}
 
     async def create_floatingips(self, request: IRequest, user: models.User) -> dict[str, Any]:
         wanted = logic.parseFloatingIP({"floatingip": self._body(request, "floatingip")})

@@ -159,3 +159,15 @@ class NetworkConcurrencyTests(PostgresMixin, test_network.ConcurrencyTests):
     """
 
     poolSize = 10
+
+
+class NetworkChangesSinceTests(PostgresMixin, test_network.ChangesSinceTests):
+    """
+    changes-since on the network lists on PostgreSQL (timestamps with time zone).
+    """
+
+
+class ServerNetworkTests(PostgresMixin, test_network.ServerNetworkTests):
+    """
+    Servers created on networks (addresses from the pools) on PostgreSQL.
+    """

@@ -9,6 +9,7 @@ in L{tests.web.test_api_postgres}).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from treq.testing import StubTreq
@@ -296,6 +297,36 @@ class NetworkTests(NetworkTestCase):
         stored = await NetworkRepository(self.database).get(int(network["id"]))
         assert stored is not None
         self.assertEqual((stored.action, stored.deleted), ("DESTROY", False))
+
+
+class ChangesSinceTests(NetworkTestCase):
+    async def test_changesSince(self) -> None:
+        """
+        changes-since lists what changed since then, deleted networks, subnets and floating IPs included (spec
+        §1.2); nothing changed is a 304; a bad or future value is a 400.
+        """
+        since = datetime.fromtimestamp(self.clock.seconds() - 60, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        network = await self.network()
+        fip = (await self.call("POST", f"{N}/floatingips", self.token, {"floatingip": {}})).json()["floatingip"]
+        self.assertEqual((await self.call("DELETE", f"{N}/networks/{network['id']}", self.token)).code, 204)
+        self.assertEqual((await self.call("DELETE", f"{N}/floatingips/{fip['id']}", self.token)).code, 204)
+        self.assertEqual(
+            (await self.call("GET", f"{N}/networks", self.token)).json()["networks"][-1]["id"], str(self.public.id)
+        )
+        listed = (await self.call("GET", f"{N}/networks?changes-since={since}", self.token)).json()["networks"]
+        self.assertEqual([(n["id"], n["status"], n["deleted"]) for n in listed][-1], (network["id"], "DELETED", True))
+        subnets = (await self.call("GET", f"{N}/subnets?changes-since={since}", self.token)).json()["subnets"]
+        self.assertEqual([s["deleted"] for s in subnets if s["network_id"] == network["id"]], [True])
+        ips = (await self.call("GET", f"{N}/floatingips?changes-since={since}", self.token)).json()["floatingips"]
+        self.assertEqual([(i["id"], i["deleted"]) for i in ips], [(fip["id"], True)])
+        self.assertEqual((await self.call("GET", f"{N}/floatingips", self.token)).json()["floatingips"], [])
+        now = datetime.fromtimestamp(self.clock.seconds(), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        reply = await self.call("GET", f"{N}/ports?changes-since={now}", self.otherToken)
+        self.assertEqual((reply.code, reply.body), (304, b""))
+        reply = await self.call("GET", f"{N}/networks?changes-since=yesterday", self.token)
+        self.assertEqual(self.assertFault(reply, "badRequest", 400)["details"], "field: changes-since")
+        future = datetime.fromtimestamp(self.clock.seconds() + 60, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        self.assertFault(await self.call("GET", f"{N}/ports?changes-since={future}", self.token), "badRequest", 400)
 
 
 class SubnetTests(NetworkTestCase):
