@@ -100,6 +100,7 @@ class APIApplication:
             hotplug=serverOptions.hotplug if serverOptions is not None else True,
             clock=clock,
             pollLimit=float((serverSettings or {}).get("pollLimit", 3600.0)),
+            sharingEnabled=bool((serverSettings or {}).get("sharingEnabled", False)),
         )
         self.network.register(self.router)
         self.servers: ServersAPI | None = None

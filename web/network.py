@@ -103,6 +103,8 @@ class NetworkAPI:
     @param clock: an C{IReactorTime} dating C{changes-since} (None: the
         system clock).
     @param pollLimit: the oldest C{changes-since} accepted, in seconds.
+    @param sharingEnabled: networks and floating IPs may be shared to
+        their project's members (C{shared_to_project}; else 403).
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class NetworkAPI:
         hotplug: bool = True,
         clock: Any = None,
         pollLimit: float = 3600.0,
+        sharingEnabled: bool = False,
     ) -> None:
         self._db = database
         self._base = baseURL.rstrip("/")
@@ -123,6 +126,7 @@ class NetworkAPI:
         self._hotplug = hotplug
         self._clock = clock
         self._pollLimit = pollLimit
+        self._sharing = sharingEnabled
         self._networks = NetworkRepository(database)
         self._subnets = SubnetRepository(database)
         self._ports = PortRepository(database)
@@ -157,6 +161,14 @@ class NetworkAPI:
             add("GET", item, guarded(getattr(self, f"show_{kind}")), f"show a {one}", tag=tag)
             add("PUT", item, guarded(getattr(self, f"update_{kind}")), f"update a {one}", tag=tag)
             add("DELETE", item, guarded(getattr(self, f"delete_{kind}")), f"delete a {one}", tag=tag)
+            if kind in ("networks", "floatingips"):
+                add(
+                    "POST",
+                    f"{item}/action",
+                    guarded(getattr(self, f"action_{kind}")),
+                    f"{one} action (reassign)",
+                    tag=tag,
+                )
         for v in VERSIONS:
             p = f"/compute/{v}/os-floating-ips"
             add("GET", p, guarded(self.listComputeFloatingIPs), "list floating IPs (compute)", tag="compute")
@@ -280,6 +292,37 @@ class NetworkAPI:
             raise NotModified()
         return changed
 
+    def _checkSharing(self, shared: bool, field: str) -> None:
+        if shared and not self._sharing:
+            raise Forbidden("Sharing resources to a project is not enabled.", f"field: {field}")
+
+    async def _reassignArgs(self, request: IRequest, user: models.User) -> tuple[models.Project, bool]:
+        """
+        The project and sharing of a C{{"reassign": {"project", "shared_to_project"?}}} action body.
+        """
+        document = readJSON(request)
+        if not isinstance(document, dict) or len(document) != 1:
+            raise BadRequest("Malformed request: one action expected.", "field: action")
+        action, args = next(iter(document.items()))
+        if action != "reassign":
+            raise BadRequest(f"Action {action} not supported.", "field: action")
+        if not isinstance(args, dict) or not isinstance(args.get("project"), str):
+            raise BadRequest("Malformed request. Missing attribute 'project'.", "field: reassign.project")
+        shared = args.get("shared_to_project", False)
+        if not isinstance(shared, bool):
+            raise BadRequest(
+                "Invalid 'reassign.shared_to_project': must be true or false", "field: reassign.shared_to_project"
+            )
+        self._checkSharing(shared, "reassign.shared_to_project")
+        return await self._project(user, args["project"], "reassign.project"), shared
+
+    async def _moves(
+        self, user: models.User, owner: str | None, old: str | None, new: models.Project, resource: str
+    ) -> tuple[QuotaCharge, QuotaCharge | None]:
+        ownerUser = await UserRepository(self._db).byUUID(owner) if owner is not None else None
+        take = QuotaCharge(new.id, None if ownerUser is None else ownerUser.id, resource, 1, name="reassign")
+        return take, await self._release(owner, old, resource)
+
     # -- networks ------------------------------------------------------------------------------
 
     async def _network(self, user: models.User, raw: str) -> models.Network:
@@ -303,6 +346,7 @@ class NetworkAPI:
     async def create_networks(self, request: IRequest, user: models.User) -> Reply:
         body = {"network": self._body(request, "network")}
         wanted = logic.parseNetwork(body, self._defaults, admin=user.isAdmin)
+        self._checkSharing(wanted.sharedToProject, "network.shared_to_project")
         project = await self._project(user, wanted.project, "network.project")
         charge = QuotaCharge(project.id, user.id, NETWORK_QUOTA, 1, name="network create")
         created = await logic.createNetwork(
@@ -337,6 +381,21 @@ class NetworkAPI:
         if not marked.deleted and self._backends is not None:
             await networkops.removeNetworkFromBackends(self._db, self._backends, marked)
         return Reply(204)
+
+    async def action_networks(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
+        network = await self._network(user, network_id)
+        project, shared = await self._reassignArgs(request, user)
+        take, release = await self._moves(user, network.userid, network.project, project, NETWORK_QUOTA)
+        moved = await logic.reassignNetwork(
+            self._db,
+            network.id,
+            None if user.isAdmin else user.uuid,
+            project.uuid,
+            shared=shared,
+            take=take,
+            release=release,
+        )
+        return {"network": await self._networkView(moved)}
 
     # -- subnets -------------------------------------------------------------------------------
 
@@ -497,6 +556,7 @@ class NetworkAPI:
         return logic.floatingIPView(ip, await self._attachedPort(ip))
 
     async def _allocate(self, user: models.User, wanted: logic.FloatingIPRequest, field: str) -> models.IPAddress:
+        self._checkSharing(wanted.sharedToProject, "floatingip.shared_to_project")
         project = await self._project(user, wanted.project, field)
         charge = QuotaCharge(project.id, user.id, FLOATING_IP_QUOTA, 1, name="floating IP allocate")
         return await logic.allocateFloatingIP(self._db, user.uuid, wanted, project=project.uuid, quota=charge)
@@ -526,6 +586,21 @@ class NetworkAPI:
     async def delete_floatingips(self, request: IRequest, user: models.User, floatingip_id: str) -> Reply:
         await self._releaseIP(user, floatingip_id)
         return Reply(204)
+
+    async def action_floatingips(self, request: IRequest, user: models.User, floatingip_id: str) -> dict[str, Any]:
+        ip = await self._floatingIP(user, floatingip_id)
+        project, shared = await self._reassignArgs(request, user)
+        take, release = await self._moves(user, ip.userid, ip.project, project, FLOATING_IP_QUOTA)
+        moved = await logic.reassignFloatingIP(
+            self._db,
+            ip.id,
+            None if user.isAdmin else user.uuid,
+            project.uuid,
+            shared=shared,
+            take=take,
+            release=release,
+        )
+        return {"floatingip": await self._floatingView(moved)}
 
     # -- compute os-floating-ips -----------------------------------------------------------------
 

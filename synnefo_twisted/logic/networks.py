@@ -1134,6 +1134,100 @@ def releaseFloatingIP(
     return d
 
 
+async def _reassignNetwork(
+    tx: Any,
+    networkId: int,
+    userid: str | None,
+    project: str,
+    shared: bool,
+    take: QuotaCharge | None,
+    release: QuotaCharge | None,
+) -> models.Network:
+    network = await NetworkRepository.getForUpdate(tx, networkId)
+    if network is None or network.deleted or (userid is not None and not network.public and network.userid != userid):
+        raise NotFoundError("network", f"network {networkId} not found")
+    if network.public:
+        raise ForbiddenError("network", "cannot reassign a public network")
+    if network.project != project:
+        await _charge(tx, take, "reassign.project")
+        await _charge(tx, release, "reassign.project")
+    updated = await NetworkRepository(tx).update(networkId, project=project, shared_to_project=shared)
+    assert updated is not None
+    return updated
+
+
+def reassignNetwork(
+    db: Any,
+    networkId: int,
+    userid: str | None,
+    project: str,
+    *,
+    shared: bool = False,
+    take: QuotaCharge | None = None,
+    release: QuotaCharge | None = None,
+) -> Deferred[models.Network]:
+    """
+    Move a private network of C{userid} (anyone's when None) to
+    C{project} and set its sharing, in one transaction: C{take} charges
+    the new project, C{release} frees the old one (both skipped when the
+    project does not change).
+
+    @raise NotFoundError: no such live network of this user.
+    @raise ForbiddenError: a public network.
+    @raise OverLimitError: the new project's quota does not allow it.
+    """
+    d: Deferred[models.Network] = db.runInteraction(_reassignNetwork, networkId, userid, project, shared, take, release)
+    return d
+
+
+async def _reassignFloatingIP(
+    tx: Any,
+    ipId: int,
+    userid: str | None,
+    project: str,
+    shared: bool,
+    take: QuotaCharge | None,
+    release: QuotaCharge | None,
+) -> models.IPAddress:
+    rows = await tx.execute(
+        f"SELECT {models.columns(models.IPAddress)} FROM ips WHERE id = %s AND floating_ip = TRUE AND deleted = FALSE "
+        "FOR UPDATE",
+        (ipId,),
+    )
+    ip = models.IPAddress(*rows[0]) if rows else None
+    if ip is None or (userid is not None and ip.userid != userid):
+        raise NotFoundError("floatingip", f"floating IP {ipId} not found")
+    if ip.project != project:
+        await _charge(tx, take, "reassign.project")
+        await _charge(tx, release, "reassign.project")
+    rows = await tx.execute(
+        f"UPDATE ips SET project = %s, shared_to_project = %s WHERE id = %s RETURNING {models.columns(models.IPAddress)}",
+        (project, shared, ipId),
+    )
+    return models.IPAddress(*rows[0])
+
+
+def reassignFloatingIP(
+    db: Any,
+    ipId: int,
+    userid: str | None,
+    project: str,
+    *,
+    shared: bool = False,
+    take: QuotaCharge | None = None,
+    release: QuotaCharge | None = None,
+) -> Deferred[models.IPAddress]:
+    """
+    Move a floating IP of C{userid} (anyone's when None) to C{project}
+    and set its sharing, with the quota moves of L{reassignNetwork}.
+
+    @raise NotFoundError: no such live floating IP of this user.
+    @raise OverLimitError: the new project's quota does not allow it.
+    """
+    d: Deferred[models.IPAddress] = db.runInteraction(_reassignFloatingIP, ipId, userid, project, shared, take, release)
+    return d
+
+
 async def _updateNetworkState(tx: Any, networkId: int) -> models.Network | None:
     repo = NetworkRepository(tx)
     network = await NetworkRepository.getForUpdate(tx, networkId)

@@ -171,3 +171,9 @@ class ServerNetworkTests(PostgresMixin, test_network.ServerNetworkTests):
     """
     Servers created on networks (addresses from the pools) on PostgreSQL.
     """
+
+
+class NetworkReassignTests(PostgresMixin, test_network.ReassignTests):
+    """
+    Reassigning networks and floating IPs (quota moves) on PostgreSQL.
+    """

@@ -329,6 +329,103 @@ class ChangesSinceTests(NetworkTestCase):
         self.assertFault(await self.call("GET", f"{N}/ports?changes-since={future}", self.token), "badRequest", 400)
 
 
+class ReassignTests(NetworkTestCase):
+    async def _setUp(self) -> None:
+        await super()._setUp()
+        projects = ProjectRepository(self.database)
+        self.second = await projects.create("second", ownerUUID=self.user.uuid)
+        await projects.addMember(self.second.id, self.user.id)
+        for resource, limit in NETWORK_LIMITS.items():
+            await self.quotas.setLimit(self.second.id, resource, limit)
+
+    async def secondUsage(self, resource: str) -> int:
+        for quota in await self.quotas.holdings(self.second.id):
+            if quota.resource == resource and quota.user_id is None:
+                return quota.usage
+        raise AssertionError(resource)
+
+    async def test_network(self) -> None:
+        """
+        reassign moves a network and its quota to another project of the user (200); a project the user is not
+        in, sharing (disabled), another action or another user's network are refused; over the new project's quota
+        it is a 413 and nothing moves.
+        """
+        network = await self.network(cidr=None)
+        path = f"{N}/networks/{network['id']}/action"
+        reply = await self.call("POST", path, self.token, {"reassign": {"project": self.second.uuid}})
+        self.assertEqual(reply.code, 200, reply.body)
+        self.assertEqual(reply.json()["network"]["tenant_id"], self.second.uuid)
+        self.assertEqual(await self.usage("cyclades.network.private"), 0)
+        self.assertEqual(await self.secondUsage("cyclades.network.private"), 1)
+        for body, name, code, field in (
+            ({"reassign": {"project": "nope"}}, "forbidden", 403, "reassign.project"),
+            (
+                {"reassign": {"project": self.project.uuid, "shared_to_project": True}},
+                "forbidden",
+                403,
+                "reassign.shared_to_project",
+            ),
+            (
+                {"reassign": {"project": self.project.uuid, "shared_to_project": "yes"}},
+                "badRequest",
+                400,
+                "reassign.shared_to_project",
+            ),
+            ({"reassign": {}}, "badRequest", 400, "reassign.project"),
+            ({"rename": {}}, "badRequest", 400, "action"),
+        ):
+            inner = self.assertFault(await self.call("POST", path, self.token, body), name, code)
+            self.assertEqual(inner["details"], f"field: {field}", body)
+        body = {"reassign": {"project": self.project.uuid}}
+        self.assertFault(await self.call("POST", path, self.otherToken, body), "itemNotFound", 404)
+        publicPath = f"{N}/networks/{self.public.id}/action"
+        self.assertFault(await self.call("POST", publicPath, self.token, body), "forbidden", 403)
+        await self.quotas.setLimit(self.project.id, "cyclades.network.private", 0)
+        self.assertFault(await self.call("POST", path, self.token, body), "overLimit", 413)
+        self.assertEqual(await self.secondUsage("cyclades.network.private"), 1)
+        shown = (await self.call("GET", f"{N}/networks/{network['id']}", self.token)).json()["network"]
+        self.assertEqual(shown["tenant_id"], self.second.uuid)
+
+    async def test_floatingIP(self) -> None:
+        """
+        reassign moves a floating IP and its quota to another project of the user (200).
+        """
+        fip = (await self.call("POST", f"{N}/floatingips", self.token, {"floatingip": {}})).json()["floatingip"]
+        path = f"{N}/floatingips/{fip['id']}/action"
+        reply = await self.call("POST", path, self.token, {"reassign": {"project": self.second.uuid}})
+        self.assertEqual(reply.code, 200, reply.body)
+        self.assertEqual(reply.json()["floatingip"]["tenant_id"], self.second.uuid)
+        self.assertEqual(await self.usage("cyclades.floating_ip"), 0)
+        self.assertEqual(await self.secondUsage("cyclades.floating_ip"), 1)
+        self.assertFault(
+            await self.call("POST", path, self.otherToken, {"reassign": {"project": "x"}}), "itemNotFound", 404
+        )
+        # releasing it frees the new project's quota
+        self.assertEqual((await self.call("DELETE", f"{N}/floatingips/{fip['id']}", self.token)).code, 204)
+        self.assertEqual(await self.secondUsage("cyclades.floating_ip"), 0)
+
+    async def test_sharingDisabled(self) -> None:
+        """
+        Without [api] shared_resources, shared networks and floating IPs are refused (403) at creation.
+        """
+        reply = await self.createNetwork(shared_to_project=True)
+        self.assertEqual(self.assertFault(reply, "forbidden", 403)["details"], "field: network.shared_to_project")
+        reply = await self.call("POST", f"{N}/floatingips", self.token, {"floatingip": {"shared_to_project": True}})
+        self.assertEqual(self.assertFault(reply, "forbidden", 403)["details"], "field: floatingip.shared_to_project")
+
+
+class SharingTests(NetworkTestCase):
+    settings = {"sharingEnabled": True}
+
+    async def test_shared(self) -> None:
+        """
+        With sharing enabled a network is created shared to its project.
+        """
+        reply = await self.createNetwork(shared_to_project=True)
+        self.assertEqual(reply.code, 201, reply.body)
+        self.assertTrue(reply.json()["network"]["shared_to_project"])
+
+
 class SubnetTests(NetworkTestCase):
     async def test_createIPv4(self) -> None:
         """
