@@ -37,7 +37,6 @@ from synnefo_twisted.db.repositories import (
     ProjectRepository,
     ServerRepository,
     SubnetRepository,
-    UserRepository,
 )
 from synnefo_twisted.logic import networkops
 from synnefo_twisted.logic import networks as logic
@@ -259,18 +258,6 @@ class NetworkAPI:
             return projects[0]
         raise Forbidden("The user belongs to no project.", f"field: {field}")
 
-    async def _release(self, owner: str | None, projectUUID: str | None, resource: str) -> QuotaCharge | None:
-        """
-        The release of one C{resource} charged to C{projectUUID} for C{owner}.
-        """
-        if projectUUID is None:
-            return None
-        project = await ProjectRepository(self._db).byUUID(projectUUID)
-        if project is None:
-            return None
-        user = await UserRepository(self._db).byUUID(owner) if owner is not None else None
-        return QuotaCharge(project.id, None if user is None else user.id, resource, -1, name=f"release {resource}")
-
     def _since(self, request: IRequest) -> datetime | None:
         raw = queryArg(request, "changes-since")
         if raw is None:
@@ -315,13 +302,6 @@ class NetworkAPI:
             )
         self._checkSharing(shared, "reassign.shared_to_project")
         return await self._project(user, args["project"], "reassign.project"), shared
-
-    async def _moves(
-        self, user: models.User, owner: str | None, old: str | None, new: models.Project, resource: str
-    ) -> tuple[QuotaCharge, QuotaCharge | None]:
-        ownerUser = await UserRepository(self._db).byUUID(owner) if owner is not None else None
-        take = QuotaCharge(new.id, None if ownerUser is None else ownerUser.id, resource, 1, name="reassign")
-        return take, await self._release(owner, old, resource)
 
     # -- networks ------------------------------------------------------------------------------
 
@@ -376,8 +356,9 @@ class NetworkAPI:
 
     async def delete_networks(self, request: IRequest, user: models.User, network_id: str) -> Reply:
         network = await self._network(user, network_id)
-        release = None if network.public else await self._release(network.userid, network.project, NETWORK_QUOTA)
-        marked = await logic.deleteNetwork(self._db, network.id, user.uuid, admin=user.isAdmin, quota=release)
+        marked = await logic.deleteNetwork(
+            self._db, network.id, user.uuid, admin=user.isAdmin, quotaResource=NETWORK_QUOTA
+        )
         if not marked.deleted and self._backends is not None:
             await networkops.removeNetworkFromBackends(self._db, self._backends, marked)
         return Reply(204)
@@ -385,15 +366,13 @@ class NetworkAPI:
     async def action_networks(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
         network = await self._network(user, network_id)
         project, shared = await self._reassignArgs(request, user)
-        take, release = await self._moves(user, network.userid, network.project, project, NETWORK_QUOTA)
         moved = await logic.reassignNetwork(
             self._db,
             network.id,
             None if user.isAdmin else user.uuid,
             project.uuid,
             shared=shared,
-            take=take,
-            release=release,
+            quotaResource=NETWORK_QUOTA,
         )
         return {"network": await self._networkView(moved)}
 
@@ -563,8 +542,9 @@ class NetworkAPI:
 
     async def _releaseIP(self, user: models.User, raw: str) -> None:
         ip = await self._floatingIP(user, raw)
-        release = await self._release(ip.userid, ip.project, FLOATING_IP_QUOTA)
-        await logic.releaseFloatingIP(self._db, ip.id, None if user.isAdmin else user.uuid, quota=release)
+        await logic.releaseFloatingIP(
+            self._db, ip.id, None if user.isAdmin else user.uuid, quotaResource=FLOATING_IP_QUOTA
+        )
 
     async def list_floatingips(self, request: IRequest, user: models.User) -> dict[str, Any]:
         since = self._since(request)
@@ -590,15 +570,13 @@ class NetworkAPI:
     async def action_floatingips(self, request: IRequest, user: models.User, floatingip_id: str) -> dict[str, Any]:
         ip = await self._floatingIP(user, floatingip_id)
         project, shared = await self._reassignArgs(request, user)
-        take, release = await self._moves(user, ip.userid, ip.project, project, FLOATING_IP_QUOTA)
         moved = await logic.reassignFloatingIP(
             self._db,
             ip.id,
             None if user.isAdmin else user.uuid,
             project.uuid,
             shared=shared,
-            take=take,
-            release=release,
+            quotaResource=FLOATING_IP_QUOTA,
         )
         return {"floatingip": await self._floatingView(moved)}
 

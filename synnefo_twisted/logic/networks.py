@@ -35,9 +35,11 @@ from synnefo_twisted.db.pools import BackendNetworkRepository, IPPoolRepository,
 from synnefo_twisted.db.repositories import (
     NetworkRepository,
     PortRepository,
+    ProjectRepository,
     QuotaExceededError,
     QuotaRepository,
     SubnetRepository,
+    UserRepository,
 )
 from synnefo_twisted.logic import pools
 from synnefo_twisted.logic.pools import IPRange, PoolExhaustedError
@@ -140,6 +142,22 @@ async def _charge(tx: Any, charge: QuotaCharge | None, field: str) -> None:
     except QuotaExceededError as e:
         raise OverLimitError(field, f"Resource limit exceeded for your account: {e}") from None
     await quotas.accept(commission.id)
+
+
+async def _holderCharge(
+    tx: Any, owner: str | None, projectUUID: str | None, resource: str, quantity: int, name: str
+) -> QuotaCharge | None:
+    """
+    C{quantity} of C{resource} on project C{projectUUID} for the user
+    C{owner}, read inside the transaction (None without such a project).
+    """
+    if projectUUID is None:
+        return None
+    project = await ProjectRepository(tx).byUUID(projectUUID)
+    if project is None:
+        return None
+    user = await UserRepository(tx).byUUID(owner) if owner is not None else None
+    return QuotaCharge(project.id, None if user is None else user.id, resource, quantity, name)
 
 
 # -- flavors -----------------------------------------------------------------------------
@@ -1100,7 +1118,7 @@ def allocateFloatingIP(
 
 
 async def _releaseFloatingIP(
-    tx: Any, ipId: int, userid: str | None, quota: QuotaCharge | None = None
+    tx: Any, ipId: int, userid: str | None, quotaResource: str | None = None
 ) -> models.IPAddress:
     rows = await tx.execute(
         f"SELECT {models.columns(models.IPAddress)} FROM ips WHERE id = %s AND floating_ip = TRUE AND deleted = FALSE "
@@ -1112,26 +1130,45 @@ async def _releaseFloatingIP(
         raise NotFoundError("floatingip", f"floating IP {ipId} not found")
     if ip.port_id is not None:
         raise ConflictError("floatingip", f"floating IP {ip.address} is attached to port {ip.port_id}")
+    if quotaResource is not None:
+        # locks: the address row, then the quota holding, then the pool (as allocation: holding, then pool)
+        release = await _holderCharge(tx, ip.userid, ip.project, quotaResource, -1, "floating IP release")
+        await _charge(tx, release, "floatingip")
     await pools.releaseIP(tx, ip.network_id, ip.address)
     released = await PortRepository(tx).releaseIP(ip.id)
     assert released is not None
     await _recordHistory(tx, ip.address, ip.network_id, None, ip.userid, "release", "floating IP")
-    await _charge(tx, quota, "floatingip")
     return released
 
 
 def releaseFloatingIP(
-    db: Any, ipId: int, userid: str | None = None, *, quota: QuotaCharge | None = None
+    db: Any, ipId: int, userid: str | None = None, *, quotaResource: str | None = None
 ) -> Deferred[models.IPAddress]:
     """
     Release a floating IP of C{userid} (anyone's when None) back to its pool.
 
     @raise NotFoundError: no such live floating IP of this user.
-    @param quota: the release (negative quantity), in the same transaction.
+    @param quotaResource: release one of this resource on the floating
+        IP's project (for its owner), in the same transaction.
     @raise ConflictError: it is still attached to a port.
     """
-    d: Deferred[models.IPAddress] = db.runInteraction(_releaseFloatingIP, ipId, userid, quota)
+    d: Deferred[models.IPAddress] = db.runInteraction(_releaseFloatingIP, ipId, userid, quotaResource)
     return d
+
+
+async def _move(tx: Any, owner: str | None, old: str | None, new: str, quotaResource: str | None) -> None:
+    """
+    Move one C{quotaResource} of C{owner} from project C{old} to C{new}
+    (nothing when unchanged or no resource).
+
+    @raise OverLimitError: it does not fit in the new project.
+    """
+    if quotaResource is None or old == new:
+        return
+    take = await _holderCharge(tx, owner, new, quotaResource, 1, "reassign")
+    await _charge(tx, take, "reassign.project")
+    release = await _holderCharge(tx, owner, old, quotaResource, -1, "reassign")
+    await _charge(tx, release, "reassign.project")
 
 
 async def _reassignNetwork(
@@ -1140,17 +1177,14 @@ async def _reassignNetwork(
     userid: str | None,
     project: str,
     shared: bool,
-    take: QuotaCharge | None,
-    release: QuotaCharge | None,
+    quotaResource: str | None,
 ) -> models.Network:
     network = await NetworkRepository.getForUpdate(tx, networkId)
     if network is None or network.deleted or (userid is not None and not network.public and network.userid != userid):
         raise NotFoundError("network", f"network {networkId} not found")
     if network.public:
         raise ForbiddenError("network", "cannot reassign a public network")
-    if network.project != project:
-        await _charge(tx, take, "reassign.project")
-        await _charge(tx, release, "reassign.project")
+    await _move(tx, network.userid, network.project, project, quotaResource)
     updated = await NetworkRepository(tx).update(networkId, project=project, shared_to_project=shared)
     assert updated is not None
     return updated
@@ -1163,20 +1197,19 @@ def reassignNetwork(
     project: str,
     *,
     shared: bool = False,
-    take: QuotaCharge | None = None,
-    release: QuotaCharge | None = None,
+    quotaResource: str | None = None,
 ) -> Deferred[models.Network]:
     """
     Move a private network of C{userid} (anyone's when None) to
-    C{project} and set its sharing, in one transaction: C{take} charges
-    the new project, C{release} frees the old one (both skipped when the
-    project does not change).
+    C{project} and set its sharing, in one transaction: one
+    C{quotaResource} is charged to the new project and released from the
+    old one (for the network's owner) when the project changes.
 
     @raise NotFoundError: no such live network of this user.
     @raise ForbiddenError: a public network.
     @raise OverLimitError: the new project's quota does not allow it.
     """
-    d: Deferred[models.Network] = db.runInteraction(_reassignNetwork, networkId, userid, project, shared, take, release)
+    d: Deferred[models.Network] = db.runInteraction(_reassignNetwork, networkId, userid, project, shared, quotaResource)
     return d
 
 
@@ -1186,8 +1219,7 @@ async def _reassignFloatingIP(
     userid: str | None,
     project: str,
     shared: bool,
-    take: QuotaCharge | None,
-    release: QuotaCharge | None,
+    quotaResource: str | None,
 ) -> models.IPAddress:
     rows = await tx.execute(
         f"SELECT {models.columns(models.IPAddress)} FROM ips WHERE id = %s AND floating_ip = TRUE AND deleted = FALSE "
@@ -1197,9 +1229,7 @@ async def _reassignFloatingIP(
     ip = models.IPAddress(*rows[0]) if rows else None
     if ip is None or (userid is not None and ip.userid != userid):
         raise NotFoundError("floatingip", f"floating IP {ipId} not found")
-    if ip.project != project:
-        await _charge(tx, take, "reassign.project")
-        await _charge(tx, release, "reassign.project")
+    await _move(tx, ip.userid, ip.project, project, quotaResource)
     rows = await tx.execute(
         f"UPDATE ips SET project = %s, shared_to_project = %s WHERE id = %s RETURNING {models.columns(models.IPAddress)}",
         (project, shared, ipId),
@@ -1214,8 +1244,7 @@ def reassignFloatingIP(
     project: str,
     *,
     shared: bool = False,
-    take: QuotaCharge | None = None,
-    release: QuotaCharge | None = None,
+    quotaResource: str | None = None,
 ) -> Deferred[models.IPAddress]:
     """
     Move a floating IP of C{userid} (anyone's when None) to C{project}
@@ -1224,7 +1253,7 @@ def reassignFloatingIP(
     @raise NotFoundError: no such live floating IP of this user.
     @raise OverLimitError: the new project's quota does not allow it.
     """
-    d: Deferred[models.IPAddress] = db.runInteraction(_reassignFloatingIP, ipId, userid, project, shared, take, release)
+    d: Deferred[models.IPAddress] = db.runInteraction(_reassignFloatingIP, ipId, userid, project, shared, quotaResource)
     return d
 
 
@@ -1289,7 +1318,7 @@ def updateNetworkState(db: Any, networkId: int) -> Deferred[models.Network | Non
 
 
 async def _deleteNetwork(
-    tx: Any, networkId: int, userid: str | None, admin: bool, quota: QuotaCharge | None = None
+    tx: Any, networkId: int, userid: str | None, admin: bool, quotaResource: str | None = None
 ) -> models.Network:
     network = await NetworkRepository.getForUpdate(tx, networkId)
     visible = network is not None and not network.deleted
@@ -1307,14 +1336,16 @@ async def _deleteNetwork(
         raise ConflictError("network", f"Cannot delete network {networkId}: floating IPs are still allocated")
     marked = await NetworkRepository(tx).update(networkId, action="DESTROY")
     assert marked is not None
-    await _charge(tx, quota, "network")
+    if quotaResource is not None and not network.public:
+        release = await _holderCharge(tx, network.userid, network.project, quotaResource, -1, "network delete")
+        await _charge(tx, release, "network")
     if await BackendNetworkRepository(tx).listByNetwork(networkId):
         return marked
     return await _finishDeletion(tx, marked)
 
 
 def deleteNetwork(
-    db: Any, networkId: int, userid: str | None, *, admin: bool = False, quota: QuotaCharge | None = None
+    db: Any, networkId: int, userid: str | None, *, admin: bool = False, quotaResource: str | None = None
 ) -> Deferred[models.Network]:
     """
     Start deleting a network (spec §1.9 DELETE): mark it C{action=DESTROY};
@@ -1325,11 +1356,12 @@ def deleteNetwork(
 
     @raise NotFoundError: no such live network visible to C{userid}.
     @raise ForbiddenError: a public network and not an admin.
-    @param quota: the release of the network's quota (negative quantity),
-        in the same transaction.
+    @param quotaResource: release one of this resource on the network's
+        project (for its owner), in the same transaction (not for public
+        networks).
     @raise ConflictError: ports or floating IPs remain.
     """
-    d: Deferred[models.Network] = db.runInteraction(_deleteNetwork, networkId, userid, admin, quota)
+    d: Deferred[models.Network] = db.runInteraction(_deleteNetwork, networkId, userid, admin, quotaResource)
     return d
 
 

@@ -799,6 +799,30 @@ class ConcurrencyTests(NetworkTestCase):
             self.assertFault(reply, "conflict", 409)
         self.assertEqual(await self.usage("cyclades.floating_ip"), 5)
 
+    async def test_allocateWhileReleasing(self) -> None:
+        """
+        Releases racing allocations on the same pool and quota (locks taken in one order: address, holding, pool)
+        neither deadlock nor fail: every request answers 200/204/409, and the quota usage equals the live floating
+        IPs, all with distinct addresses.
+        """
+        held = []
+        for _ in range(4):
+            held.append((await self.call("POST", f"{N}/floatingips", self.token, {"floatingip": {}})).json())
+        calls = [self.call("DELETE", f"{N}/floatingips/{h['floatingip']['id']}", self.token) for h in held]
+        calls += [self.call("POST", f"{N}/floatingips", self.token, {"floatingip": {}}) for _ in range(12)]
+        results = await DeferredList(calls, consumeErrors=True)
+        codes = []
+        for ok, reply in results:
+            self.assertTrue(ok, reply)
+            codes.append(reply.code)
+        self.assertEqual(codes[:4], [204] * 4)
+        self.assertEqual(set(codes[4:]) - {200, 409}, set(), codes)
+        live = (await self.call("GET", f"{N}/floatingips", self.token)).json()["floatingips"]
+        addresses = [ip["floating_ip_address"] for ip in live]
+        self.assertEqual(len(addresses), len(set(addresses)))
+        self.assertEqual(len(live), codes[4:].count(200))
+        self.assertEqual(await self.usage("cyclades.floating_ip"), len(live))
+
     async def test_ports(self) -> None:
         """
         20 parallel port creations on a /29: five ports with distinct addresses, fifteen 409s.
