@@ -64,6 +64,16 @@ V = "v2.0"
 PREFIX = f"/network/{V}"
 _VERSION_UPDATED = "2013-03-20T00:00:00Z"
 
+#: the attributes a list may be filtered by (C{?device_id=42}), as Neutron does
+FILTERS: Mapping[str, frozenset[str]] = {
+    "networks": frozenset({"id", "name", "status", "type", "public", "shared", "router:external", "tenant_id"}),
+    "subnets": frozenset({"id", "name", "network_id", "cidr", "ip_version", "gateway_ip", "enable_dhcp", "tenant_id"}),
+    "ports": frozenset({"id", "name", "network_id", "device_id", "device_owner", "mac_address", "status", "tenant_id"}),
+    "floatingips": frozenset(
+        {"id", "floating_ip_address", "floating_network_id", "port_id", "instance_id", "tenant_id"}
+    ),
+}
+
 NETWORK_QUOTA = "cyclades.network.private"
 FLOATING_IP_QUOTA = "cyclades.floating_ip"
 
@@ -85,6 +95,17 @@ async def _guard(awaitable: Awaitable[T]) -> T:
         return await awaitable
     except (NetworkRequestError, ServerFault) as e:
         raise networkFault(e) from None
+
+
+def _text(value: object) -> str | None:
+    """
+    An attribute as a query value compares: booleans C{true}/C{false}.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class NetworkAPI:
@@ -279,6 +300,21 @@ class NetworkAPI:
             raise NotModified()
         return changed
 
+    @staticmethod
+    def _filtered(request: IRequest, kind: str, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """
+        The views whose attributes equal the query's filters (C{true}/C{false}
+        for booleans; several values of one filter: any of them).
+        """
+        args: dict[bytes, list[bytes]] = getattr(request, "args", None) or {}
+        for rawKey, rawValues in args.items():
+            key = rawKey.decode("utf-8", "replace")
+            if key not in FILTERS[kind]:
+                continue
+            wanted = {v.decode("utf-8", "replace") for v in rawValues}
+            views = [v for v in views if _text(v.get(key)) in wanted]
+        return views
+
     def _checkSharing(self, shared: bool, field: str) -> None:
         if shared and not self._sharing:
             raise Forbidden("Sharing resources to a project is not enabled.", f"field: {field}")
@@ -321,7 +357,7 @@ class NetworkAPI:
     async def list_networks(self, request: IRequest, user: models.User) -> dict[str, Any]:
         since = self._since(request)
         networks = self._changed(await self._networks.list(user.uuid, includeDeleted=since is not None), since)
-        return {"networks": [await self._networkView(n) for n in networks]}
+        return {"networks": self._filtered(request, "networks", [await self._networkView(n) for n in networks])}
 
     async def create_networks(self, request: IRequest, user: models.User) -> Reply:
         body = {"network": self._body(request, "network")}
@@ -398,7 +434,8 @@ class NetworkAPI:
         since = self._since(request)
         visible = {n.id for n in await self._networks.list(user.uuid, includeDeleted=since is not None)}
         subnets = [s for s in await self._admin.subnets(includeDeleted=since is not None) if s.network_id in visible]
-        return {"subnets": [await self._subnetView(s) for s in self._changed(subnets, since)]}
+        views = [await self._subnetView(s) for s in self._changed(subnets, since)]
+        return {"subnets": self._filtered(request, "subnets", views)}
 
     async def create_subnets(self, request: IRequest, user: models.User) -> Reply:
         body = {"subnet": self._body(request, "subnet")}
@@ -458,7 +495,7 @@ class NetworkAPI:
 
     async def list_ports(self, request: IRequest, user: models.User) -> dict[str, Any]:
         ports = self._changed(await self._admin.ports(userid=user.uuid), self._since(request))
-        return {"ports": [await self._portView(p) for p in ports]}
+        return {"ports": self._filtered(request, "ports", [await self._portView(p) for p in ports])}
 
     async def create_ports(self, request: IRequest, user: models.User) -> Reply:
         wanted = logic.parsePort({"port": self._body(request, "port")})
@@ -549,7 +586,8 @@ class NetworkAPI:
     async def list_floatingips(self, request: IRequest, user: models.User) -> dict[str, Any]:
         since = self._since(request)
         ips = await self._admin.ips(floating=True, userid=user.uuid, includeDeleted=since is not None)
-        return {"floatingips": [await self._floatingView(ip) for ip in self._changed(ips, since)]}
+        views = [await self._floatingView(ip) for ip in self._changed(ips, since)]
+        return {"floatingips": self._filtered(request, "floatingips", views)}
 
     async def create_floatingips(self, request: IRequest, user: models.User) -> dict[str, Any]:
         wanted = logic.parseFloatingIP({"floatingip": self._body(request, "floatingip")})

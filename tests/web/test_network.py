@@ -548,6 +548,34 @@ class PortTests(NetworkTestCase):
         again = await self.call("POST", f"{N}/ports", self.token, {"port": {"network_id": network["id"]}})
         self.assertEqual(again.json()["port"]["fixed_ips"][0]["ip_address"], "10.10.0.2")
 
+    @staticmethod
+    def ids(reply: Reply) -> list[str]:
+        return [item["id"] for item in next(iter(reply.json().values()))]
+
+    async def test_filters(self) -> None:
+        """
+        Lists filter by their attributes as Neutron's do (device_id, network_id, name, booleans).
+        """
+        network = await self.network()
+        server = await self.running()
+        body = {"port": {"network_id": network["id"], "device_id": str(server.id), "name": "on-vm"}}
+        onServer = (await self.call("POST", f"{N}/ports", self.token, body)).json()["port"]
+        spare = (await self.call("POST", f"{N}/ports", self.token, {"port": {"network_id": network["id"]}})).json()
+        self.assertEqual(
+            self.ids(await self.call("GET", f"{N}/ports?device_id={server.id}", self.token)), [onServer["id"]]
+        )
+        self.assertEqual(
+            self.ids(await self.call("GET", f"{N}/ports?network_id={network['id']}", self.token)),
+            [onServer["id"], spare["port"]["id"]],
+        )
+        self.assertEqual(self.ids(await self.call("GET", f"{N}/ports?name=on-vm&name=x", self.token)), [onServer["id"]])
+        self.assertEqual(
+            self.ids(await self.call("GET", f"{N}/networks?shared=true", self.token)), [str(self.public.id)]
+        )
+        self.assertEqual(self.ids(await self.call("GET", f"{N}/networks?public=false", self.token)), [network["id"]])
+        self.assertEqual(self.ids(await self.call("GET", f"{N}/subnets?ip_version=6", self.token)), [])
+        self.assertEqual(len(self.ids(await self.call("GET", f"{N}/subnets?unknown=1", self.token))), 2)
+
     async def test_badInput(self) -> None:
         """
         Malformed ports are 400s naming the field; another user's network or server is a 404; nothing is written.
