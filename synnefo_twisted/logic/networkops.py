@@ -29,7 +29,7 @@ from synnefo_twisted.db import models
 from synnefo_twisted.db.pools import BackendNetworkRepository
 from synnefo_twisted.db.repositories import ServerRepository, SubnetRepository
 from synnefo_twisted.ganeti import naming
-from synnefo_twisted.ganeti.errors import GanetiError, RapiNotFound
+from synnefo_twisted.ganeti.errors import GanetiError, JobNotFound, RapiNotFound
 from synnefo_twisted.logic import networks as netlogic
 from synnefo_twisted.logic.networks import NetworkRequestError
 from synnefo_twisted.logic.servers import validateServerAction
@@ -43,7 +43,7 @@ FINAL = ["success", "error", "canceled"]
 DUMMY_NETWORK = "10.0.0.0/29"
 
 _PENDING_OPCODES = ("OP_NETWORK_ADD", "OP_NETWORK_CONNECT")
-_PENDING_STATUSES = (None, "queued", "waiting", "running", "success")
+_RUNNING = ("queued", "waiting", "running", "canceling")
 
 
 class BackendUnavailable(NetworkRequestError):
@@ -129,42 +129,53 @@ async def ensureNetworkActive(db: Any, registry: Any, backend: models.Backend, n
     jobs a NIC add must wait for (none when it is active there already).
 
     The (network, backend) row is created PENDING when missing and records
-    the last job submitted; a network whose create/connect jobs are still
-    pending is not submitted twice (their ids are returned).
+    the last job submitted. While that job runs its id is returned (no
+    second submission); once it succeeded, or when Ganeti already has the
+    network connected, the row becomes ACTIVE without waiting for the
+    dispatcher; a network Ganeti has but not connected is only connected;
+    otherwise (the job failed, or was archived and the network is missing)
+    it is submitted again.
 
-    @raise BackendUnavailable: Ganeti refused a job.
+    @raise BackendUnavailable: Ganeti refused a job or could not be asked.
     """
     backendNetworks = BackendNetworkRepository(db)
     present = await backendNetworks.getOrCreate(network.id, backend.id, macPrefix=network.mac_prefix)
     if present.operstate == "ACTIVE":
         return []
-    if (
-        present.backendjobid is not None
-        and present.backendopcode in _PENDING_OPCODES
-        and present.backendjobstatus in _PENDING_STATUSES
-    ):
-        return [present.backendjobid]
     client = registry.clientFor(backend)
     name = naming.networkName(network.id, registry.prefix)
-    address, kwargs = ganetiNetworkParameters(network, await SubnetRepository(db).listByNetwork(network.id))
-    link = network.link or netlogic.defaultLink(network.id)
     try:
-        jobs = [await client.createNetwork(name, address, **kwargs)]
+        if present.backendjobid is not None and present.backendopcode in _PENDING_OPCODES:
+            try:
+                status = (await client.getJob(present.backendjobid)).get("status")
+            except JobNotFound:
+                status = None
+            if status in _RUNNING:
+                return [present.backendjobid]
+            if status == "success":
+                await backendNetworks.update(present.id, operstate="ACTIVE", backendjobstatus="success")
+                return []
+        try:
+            info = await client.getNetwork(name)
+        except RapiNotFound:
+            info = None
+        if info is not None and info.get("group_list"):
+            await backendNetworks.update(present.id, operstate="ACTIVE")
+            return []
+        address, kwargs = ganetiNetworkParameters(network, await SubnetRepository(db).listByNetwork(network.id))
+        link = network.link or netlogic.defaultLink(network.id)
+        jobs = [] if info is not None else [await client.createNetwork(name, address, **kwargs)]
         for group in await _groupNames(client):
-            jobs.append(
-                await client.connectNetwork(
-                    name,
-                    group,
-                    network.mode,
-                    link,
-                    conflicts_check=kwargs["conflicts_check"],
-                    depends=[[jobs[0], FINAL]],
-                )
-            )
+            connectKwargs: dict[str, Any] = {"conflicts_check": kwargs["conflicts_check"]}
+            if jobs:
+                connectKwargs["depends"] = [[jobs[0], FINAL]]
+            jobs.append(await client.connectNetwork(name, group, network.mode, link, **connectKwargs))
     except GanetiError as e:
         log.failure("creating network {network} on {cluster}", network=name, cluster=backend.clustername)
         raise BackendUnavailable("network", f"cannot create {name} on {backend.clustername}: {e}") from None
-    opcode = "OP_NETWORK_CONNECT" if len(jobs) > 1 else "OP_NETWORK_ADD"
+    if not jobs:
+        return []
+    opcode = "OP_NETWORK_CONNECT" if info is not None or len(jobs) > 1 else "OP_NETWORK_ADD"
     await backendNetworks.update(present.id, backendjobid=jobs[-1], backendopcode=opcode, backendjobstatus="queued")
     log.info(
         "network {network} submitted to {cluster}: jobs {jobs}", network=name, cluster=backend.clustername, jobs=jobs

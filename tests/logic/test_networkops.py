@@ -157,8 +157,35 @@ class BackendTests(TestCase):
             await networkops.ensureNetworkActive(self.db, self.registry, self.backend, self.network), [jobs[1]]
         )
         self.assertEqual(len(self.ops()), 2)
-        await BackendNetworkRepository(self.db).update(row.id, operstate="ACTIVE")
-        self.assertEqual(await networkops.ensureNetworkActive(self.db, self.registry, self.backend, self.network), [])
+        # once the connect job succeeded the network is ACTIVE there, without waiting for the dispatcher
+        self.clock.pump([0.1] * 20)
+        self.assertEqual(await self.ensure(), [])
+        row = await BackendNetworkRepository(self.db).get(self.network.id, self.backend.id)
+        assert row is not None
+        self.assertEqual(row.operstate, "ACTIVE")
+        self.assertEqual(len(self.ops()), 2)
+
+    def ensure(self) -> Any:
+        return networkops.ensureNetworkActive(self.db, self.registry, self.backend, self.network)
+
+    async def test_ensureRecovers(self) -> None:
+        """
+        A recorded job Ganeti no longer knows: a network Ganeti has connected is ACTIVE at once; one it lacks is
+        submitted again.
+        """
+        repo = BackendNetworkRepository(self.db)
+        await self.ensure()
+        self.clock.pump([0.1] * 20)
+        row = await repo.get(self.network.id, self.backend.id)
+        assert row is not None
+        await repo.update(row.id, backendjobid=987654, operstate="PENDING")
+        self.assertEqual(await self.ensure(), [])
+        self.assertEqual(len(self.ops()), 2)
+        self.sim.cluster.networks.clear()
+        await repo.update(row.id, backendjobid=987654, operstate="PENDING")
+        jobs = await self.ensure()
+        self.assertEqual([o["OP_ID"] for o in self.ops()[2:]], ["OP_NETWORK_ADD", "OP_NETWORK_CONNECT"])
+        self.assertEqual(len(jobs), 2)
 
     async def test_removeFromBackends(self) -> None:
         """
