@@ -1120,12 +1120,7 @@ def allocateFloatingIP(
 async def _releaseFloatingIP(
     tx: Any, ipId: int, userid: str | None, quotaResource: str | None = None
 ) -> models.IPAddress:
-    rows = await tx.execute(
-        f"SELECT {models.columns(models.IPAddress)} FROM ips WHERE id = %s AND floating_ip = TRUE AND deleted = FALSE "
-        "FOR UPDATE",
-        (ipId,),
-    )
-    ip = models.IPAddress(*rows[0]) if rows else None
+    ip = await PortRepository(tx).lockFloatingIP(ipId)
     if ip is None or (userid is not None and ip.userid != userid):
         raise NotFoundError("floatingip", f"floating IP {ipId} not found")
     if ip.port_id is not None:
@@ -1221,20 +1216,13 @@ async def _reassignFloatingIP(
     shared: bool,
     quotaResource: str | None,
 ) -> models.IPAddress:
-    rows = await tx.execute(
-        f"SELECT {models.columns(models.IPAddress)} FROM ips WHERE id = %s AND floating_ip = TRUE AND deleted = FALSE "
-        "FOR UPDATE",
-        (ipId,),
-    )
-    ip = models.IPAddress(*rows[0]) if rows else None
+    ip = await PortRepository(tx).lockFloatingIP(ipId)
     if ip is None or (userid is not None and ip.userid != userid):
         raise NotFoundError("floatingip", f"floating IP {ipId} not found")
     await _move(tx, ip.userid, ip.project, project, quotaResource)
-    rows = await tx.execute(
-        f"UPDATE ips SET project = %s, shared_to_project = %s WHERE id = %s RETURNING {models.columns(models.IPAddress)}",
-        (project, shared, ipId),
-    )
-    return models.IPAddress(*rows[0])
+    moved = await PortRepository(tx).setIPProject(ipId, project, shared)
+    assert moved is not None
+    return moved
 
 
 def reassignFloatingIP(
