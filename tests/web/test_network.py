@@ -70,10 +70,11 @@ class NetworkTestCase(test_servers.ServersTestCase):
     """
 
     macPrefixSize = 4096
+    bridgeSize = 20
 
     async def _setUp(self) -> None:
         await super()._setUp()
-        await netlogic.ensureResourcePools(self.database, macPrefixSize=self.macPrefixSize)
+        await netlogic.ensureResourcePools(self.database, macPrefixSize=self.macPrefixSize, bridgeSize=self.bridgeSize)
         for resource, limit in NETWORK_LIMITS.items():
             await self.quotas.setLimit(self.project.id, resource, limit)
         self.public = await publicNetwork(self.database)
@@ -798,6 +799,7 @@ class ConcurrencyTests(NetworkTestCase):
     """
 
     macPrefixSize = 8
+    bridgeSize = 6
     parallel = 20
 
     async def _setUp(self) -> None:
@@ -806,8 +808,8 @@ class ConcurrencyTests(NetworkTestCase):
         for resource, limit in big.items():
             await self.quotas.setLimit(self.project.id, resource, limit)
 
-    async def race(self, method: str, path: str, body: Any) -> list[Reply]:
-        calls = [self.call(method, path, self.token, body) for _ in range(self.parallel)]
+    async def race(self, method: str, path: str, body: Any, token: str | None = None) -> list[Reply]:
+        calls = [self.call(method, path, token or self.token, body) for _ in range(self.parallel)]
         results = await DeferredList(calls, consumeErrors=True)
         replies = []
         for ok, value in results:
@@ -863,6 +865,40 @@ class ConcurrencyTests(NetworkTestCase):
             if reply.code != 201:
                 self.assertFault(reply, "conflict", 409)
         self.assertEqual(len(await PortRepository(self.database).listByNetwork(int(network["id"]))), 5)
+
+    async def test_bridges(self) -> None:
+        """
+        20 parallel PHYSICAL_VLAN networks (an admin's) on a bridge pool of six: each free bridge once, the rest 409.
+        """
+        projects = ProjectRepository(self.database)
+        adminProject = await projects.create("admin base", ownerUUID=self.admin.uuid, isBase=True)
+        await projects.addMember(adminProject.id, self.admin.id)
+        free = poollogic.resourcePoolBitmap(poollogic.BRIDGE, "prv", self.bridgeSize).freeCount()
+        body = {"network": {"type": "PHYSICAL_VLAN", "name": "vlan"}}
+        replies = await self.race("POST", f"{N}/networks", body, self.adminToken)
+        won = [r.json()["network"]["id"] for r in replies if r.code == 201]
+        self.assertEqual(len(won), free)
+        links = set()
+        for networkId in won:
+            stored = await NetworkRepository(self.database).get(int(networkId))
+            assert stored is not None
+            links.add(stored.link)
+        self.assertEqual(len(links), free)
+        for reply in replies:
+            if reply.code != 201:
+                self.assertFault(reply, "conflict", 409)
+
+    async def test_subnets(self) -> None:
+        """
+        20 parallel IPv4 subnets on one network: one is created, the others are 409s.
+        """
+        network = await self.network(cidr=None)
+        replies = await self.race(
+            "POST", f"{N}/subnets", {"subnet": {"network_id": network["id"], "cidr": "10.5.0.0/24"}}
+        )
+        self.assertEqual(sorted(r.code for r in replies), [201] + [409] * (self.parallel - 1))
+        shown = (await self.call("GET", f"{N}/networks/{network['id']}", self.token)).json()["network"]
+        self.assertEqual(len(shown["subnets"]), 1)
 
     async def test_macPrefixes(self) -> None:
         """
