@@ -94,11 +94,11 @@ class APIApplication:
         ).register(self.router)
         self.network = NetworkAPI(
             database,
+            clock,
             self.baseURL,
             backends=backends,
             defaults=networkDefaults,
             hotplug=serverOptions.hotplug if serverOptions is not None else True,
-            clock=clock,
             pollLimit=float((serverSettings or {}).get("pollLimit", 3600.0)),
             sharingEnabled=bool((serverSettings or {}).get("sharingEnabled", False)),
         )

@@ -113,6 +113,7 @@ class NetworkAPI:
     The network routes.
 
     @param database: the L{IDatabase}.
+    @param clock: an C{IReactorTime} dating C{changes-since}.
     @param baseURL: the public URL of the API (links).
     @param backends: the L{IBackendRegistry}; without one, ports cannot be
         attached to servers (503) and deleted networks stay on their
@@ -120,8 +121,6 @@ class NetworkAPI:
     @param defaults: the deployment's network settings (enabled types,
         bridges, MAC prefix, largest CIDR).
     @param hotplug: NICs are added to running servers (Ganeti hotplug).
-    @param clock: an C{IReactorTime} dating C{changes-since} (None: the
-        system clock).
     @param pollLimit: the oldest C{changes-since} accepted, in seconds.
     @param sharingEnabled: networks and floating IPs may be shared to
         their project's members (C{shared_to_project}; else 403).
@@ -130,12 +129,12 @@ class NetworkAPI:
     def __init__(
         self,
         database: Any,
+        clock: Any,
         baseURL: str,
         *,
         backends: Any = None,
         defaults: NetworkDefaults | None = None,
         hotplug: bool = True,
-        clock: Any = None,
         pollLimit: float = 3600.0,
         sharingEnabled: bool = False,
     ) -> None:
@@ -166,29 +165,23 @@ class NetworkAPI:
         add("GET", "/network", self.versions, "network API versions", auth="none", tag=tag)
         add("GET", PREFIX, self.version, "network v2.0 version document", tag=tag)
         add("GET", f"{PREFIX}/extensions", self.extensions, "network extensions (none)", tag=tag)
-        for kind, one, idName in (
-            ("networks", "network", "network_id"),
-            ("subnets", "subnet", "subnet_id"),
-            ("ports", "port", "port_id"),
-            ("floatingips", "floating IP", "floatingip_id"),
+        for kind, one, idName, handlers in (
+            ("networks", "network", "network_id", self._handlers("Networks", "networkAction")),
+            ("subnets", "subnet", "subnet_id", self._handlers("Subnets")),
+            ("ports", "port", "port_id", self._handlers("Ports")),
+            ("floatingips", "floating IP", "floatingip_id", self._handlers("FloatingIPs", "floatingIPAction")),
         ):
             p = f"{PREFIX}/{kind}"
             item = f"{p}/<{idName}>"
-            add("GET", p, guarded(getattr(self, f"list_{kind}")), f"list {kind}", tag=tag)
+            add("GET", p, guarded(handlers["list"]), f"list {kind}", tag=tag)
             if kind != "floatingips":
-                add("GET", f"{p}/detail", guarded(getattr(self, f"list_{kind}")), f"list {kind} (detail)", tag=tag)
-            add("POST", p, guarded(getattr(self, f"create_{kind}")), f"create a {one}", tag=tag)
-            add("GET", item, guarded(getattr(self, f"show_{kind}")), f"show a {one}", tag=tag)
-            add("PUT", item, guarded(getattr(self, f"update_{kind}")), f"update a {one}", tag=tag)
-            add("DELETE", item, guarded(getattr(self, f"delete_{kind}")), f"delete a {one}", tag=tag)
-            if kind in ("networks", "floatingips"):
-                add(
-                    "POST",
-                    f"{item}/action",
-                    guarded(getattr(self, f"action_{kind}")),
-                    f"{one} action (reassign)",
-                    tag=tag,
-                )
+                add("GET", f"{p}/detail", guarded(handlers["list"]), f"list {kind} (detail)", tag=tag)
+            add("POST", p, guarded(handlers["create"]), f"create a {one}", tag=tag)
+            add("GET", item, guarded(handlers["show"]), f"show a {one}", tag=tag)
+            add("PUT", item, guarded(handlers["update"]), f"update a {one}", tag=tag)
+            add("DELETE", item, guarded(handlers["delete"]), f"delete a {one}", tag=tag)
+            if "action" in handlers:
+                add("POST", f"{item}/action", guarded(handlers["action"]), f"{one} action (reassign)", tag=tag)
         for v in VERSIONS:
             p = f"/compute/{v}/os-floating-ips"
             add("GET", p, guarded(self.listComputeFloatingIPs), "list floating IPs (compute)", tag="compute")
@@ -208,6 +201,18 @@ class NetworkAPI:
                 "floating IP pools (networks)",
                 tag="compute",
             )
+
+    def _handlers(self, collection: str, action: str | None = None) -> dict[str, Callable[..., Awaitable[Any]]]:
+        """
+        C{list<collection>} and C{create/show/update/delete<one>} (and the
+        C{action} method) by verb, for C{collection} such as C{Networks}.
+        """
+        one = collection[:-1]
+        handlers = {"list": getattr(self, f"list{collection}")}
+        handlers.update({verb: getattr(self, f"{verb}{one}") for verb in ("create", "show", "update", "delete")})
+        if action is not None:
+            handlers["action"] = getattr(self, action)
+        return handlers
 
     def serverActions(self) -> dict[str, ExtraAction]:
         """
@@ -239,7 +244,7 @@ class NetworkAPI:
         resources = [
             {
                 "name": name,
-                "collection": name + "s" if name != "floatingip" else "floatingips",
+                "collection": f"{name}s",
                 "links": [{"rel": "self", "href": f"{self._base}{PREFIX}/{name}s"}],
             }
             for name in ("network", "subnet", "port", "floatingip")
@@ -283,8 +288,7 @@ class NetworkAPI:
         raw = queryArg(request, "changes-since")
         if raw is None:
             return None
-        now = datetime.fromtimestamp(self._clock.seconds(), UTC) if self._clock is not None else datetime.now(UTC)
-        return parseChangesSince(raw, now, self._pollLimit)
+        return parseChangesSince(raw, datetime.fromtimestamp(self._clock.seconds(), UTC), self._pollLimit)
 
     @staticmethod
     def _changed(items: Iterable[M], since: datetime | None) -> list[M]:
@@ -354,12 +358,12 @@ class NetworkAPI:
         view["links"] = self._links("networks", network.id)
         return view
 
-    async def list_networks(self, request: IRequest, user: models.User) -> dict[str, Any]:
+    async def listNetworks(self, request: IRequest, user: models.User) -> dict[str, Any]:
         since = self._since(request)
         networks = self._changed(await self._networks.list(user.uuid, includeDeleted=since is not None), since)
         return {"networks": self._filtered(request, "networks", [await self._networkView(n) for n in networks])}
 
-    async def create_networks(self, request: IRequest, user: models.User) -> Reply:
+    async def createNetwork(self, request: IRequest, user: models.User) -> Reply:
         body = {"network": self._body(request, "network")}
         wanted = logic.parseNetwork(body, self._defaults, admin=user.isAdmin)
         self._checkSharing(wanted.sharedToProject, "network.shared_to_project")
@@ -373,10 +377,10 @@ class NetworkAPI:
         assert network is not None
         return Reply(201, {"network": await self._networkView(network)})
 
-    async def show_networks(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
+    async def showNetwork(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
         return {"network": await self._networkView(await self._network(user, network_id))}
 
-    async def update_networks(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
+    async def updateNetwork(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
         network = await self._network(user, network_id)
         body = self._body(request, "network")
         name = attribute(body, "name", str)
@@ -390,7 +394,7 @@ class NetworkAPI:
         assert updated is not None
         return {"network": await self._networkView(updated)}
 
-    async def delete_networks(self, request: IRequest, user: models.User, network_id: str) -> Reply:
+    async def deleteNetwork(self, request: IRequest, user: models.User, network_id: str) -> Reply:
         network = await self._network(user, network_id)
         marked = await logic.deleteNetwork(
             self._db, network.id, user.uuid, admin=user.isAdmin, quotaResource=NETWORK_QUOTA
@@ -399,7 +403,7 @@ class NetworkAPI:
             await networkops.removeNetworkFromBackends(self._db, self._backends, marked)
         return Reply(204)
 
-    async def action_networks(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
+    async def networkAction(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
         network = await self._network(user, network_id)
         project, shared = await self._reassignArgs(request, user)
         moved = await logic.reassignNetwork(
@@ -430,24 +434,24 @@ class NetworkAPI:
             raise ItemNotFound(f"Subnet {raw} not found.") from None
         return subnet, network
 
-    async def list_subnets(self, request: IRequest, user: models.User) -> dict[str, Any]:
+    async def listSubnets(self, request: IRequest, user: models.User) -> dict[str, Any]:
         since = self._since(request)
         visible = {n.id for n in await self._networks.list(user.uuid, includeDeleted=since is not None)}
         subnets = [s for s in await self._admin.subnets(includeDeleted=since is not None) if s.network_id in visible]
         views = [await self._subnetView(s) for s in self._changed(subnets, since)]
         return {"subnets": self._filtered(request, "subnets", views)}
 
-    async def create_subnets(self, request: IRequest, user: models.User) -> Reply:
+    async def createSubnet(self, request: IRequest, user: models.User) -> Reply:
         body = {"subnet": self._body(request, "subnet")}
         wanted = logic.parseSubnet(body, self._defaults)
         subnet = await logic.createSubnet(self._db, wanted, None if user.isAdmin else user.uuid)
         return Reply(201, {"subnet": await self._subnetView(subnet)})
 
-    async def show_subnets(self, request: IRequest, user: models.User, subnet_id: str) -> dict[str, Any]:
+    async def showSubnet(self, request: IRequest, user: models.User, subnet_id: str) -> dict[str, Any]:
         subnet, _network = await self._subnet(user, subnet_id)
         return {"subnet": await self._subnetView(subnet)}
 
-    async def update_subnets(self, request: IRequest, user: models.User, subnet_id: str) -> dict[str, Any]:
+    async def updateSubnet(self, request: IRequest, user: models.User, subnet_id: str) -> dict[str, Any]:
         subnet, network = await self._subnet(user, subnet_id)
         body = self._body(request, "subnet")
         others = sorted(set(body) - {"name"})
@@ -464,7 +468,7 @@ class NetworkAPI:
         assert updated is not None
         return {"subnet": await self._subnetView(updated)}
 
-    async def delete_subnets(self, request: IRequest, user: models.User, subnet_id: str) -> Reply:
+    async def deleteSubnet(self, request: IRequest, user: models.User, subnet_id: str) -> Reply:
         await self._subnet(user, subnet_id)
         raise BadRequest("Deletion of a subnet is not supported", "field: subnet")
 
@@ -493,11 +497,11 @@ class NetworkAPI:
             raise ItemNotFound(f"Server {serverId} not found.", f"field: {field}")
         return server
 
-    async def list_ports(self, request: IRequest, user: models.User) -> dict[str, Any]:
+    async def listPorts(self, request: IRequest, user: models.User) -> dict[str, Any]:
         ports = self._changed(await self._admin.ports(userid=user.uuid), self._since(request))
         return {"ports": self._filtered(request, "ports", [await self._portView(p) for p in ports])}
 
-    async def create_ports(self, request: IRequest, user: models.User) -> Reply:
+    async def createPort(self, request: IRequest, user: models.User) -> Reply:
         wanted = logic.parsePort({"port": self._body(request, "port")})
         try:
             network = await self._network(user, str(wanted.networkId))
@@ -525,10 +529,10 @@ class NetworkAPI:
             port = updated
         return Reply(201, {"port": await self._portView(port)})
 
-    async def show_ports(self, request: IRequest, user: models.User, port_id: str) -> dict[str, Any]:
+    async def showPort(self, request: IRequest, user: models.User, port_id: str) -> dict[str, Any]:
         return {"port": await self._portView(await self._port(user, port_id))}
 
-    async def update_ports(self, request: IRequest, user: models.User, port_id: str) -> dict[str, Any]:
+    async def updatePort(self, request: IRequest, user: models.User, port_id: str) -> dict[str, Any]:
         port = await self._port(user, port_id)
         body = self._body(request, "port")
         fields: dict[str, object] = {}
@@ -550,7 +554,7 @@ class NetworkAPI:
             port = updated
         return {"port": await self._portView(port)}
 
-    async def delete_ports(self, request: IRequest, user: models.User, port_id: str) -> Reply:
+    async def deletePort(self, request: IRequest, user: models.User, port_id: str) -> Reply:
         port = await self._port(user, port_id)
         registry = self._registry() if port.server_id is not None else self._backends
         await networkops.detachPort(self._db, registry, port, isAdmin=user.isAdmin, hotplug=self._hotplug)
@@ -583,29 +587,29 @@ class NetworkAPI:
             self._db, ip.id, None if user.isAdmin else user.uuid, quotaResource=FLOATING_IP_QUOTA
         )
 
-    async def list_floatingips(self, request: IRequest, user: models.User) -> dict[str, Any]:
+    async def listFloatingIPs(self, request: IRequest, user: models.User) -> dict[str, Any]:
         since = self._since(request)
         ips = await self._admin.ips(floating=True, userid=user.uuid, includeDeleted=since is not None)
         views = [await self._floatingView(ip) for ip in self._changed(ips, since)]
         return {"floatingips": self._filtered(request, "floatingips", views)}
 
-    async def create_floatingips(self, request: IRequest, user: models.User) -> dict[str, Any]:
+    async def createFloatingIP(self, request: IRequest, user: models.User) -> dict[str, Any]:
         wanted = logic.parseFloatingIP({"floatingip": self._body(request, "floatingip")})
         ip = await self._allocate(user, wanted, "floatingip.project")
         return {"floatingip": await self._floatingView(ip)}
 
-    async def show_floatingips(self, request: IRequest, user: models.User, floatingip_id: str) -> dict[str, Any]:
+    async def showFloatingIP(self, request: IRequest, user: models.User, floatingip_id: str) -> dict[str, Any]:
         return {"floatingip": await self._floatingView(await self._floatingIP(user, floatingip_id))}
 
-    async def update_floatingips(self, request: IRequest, user: models.User, floatingip_id: str) -> Reply:
+    async def updateFloatingIP(self, request: IRequest, user: models.User, floatingip_id: str) -> Reply:
         await self._floatingIP(user, floatingip_id)
         raise NotImplementedFault("Updating a floating IP is not supported; use the server actions.")
 
-    async def delete_floatingips(self, request: IRequest, user: models.User, floatingip_id: str) -> Reply:
+    async def deleteFloatingIP(self, request: IRequest, user: models.User, floatingip_id: str) -> Reply:
         await self._releaseIP(user, floatingip_id)
         return Reply(204)
 
-    async def action_floatingips(self, request: IRequest, user: models.User, floatingip_id: str) -> dict[str, Any]:
+    async def floatingIPAction(self, request: IRequest, user: models.User, floatingip_id: str) -> dict[str, Any]:
         ip = await self._floatingIP(user, floatingip_id)
         project, shared = await self._reassignArgs(request, user)
         moved = await logic.reassignFloatingIP(
