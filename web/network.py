@@ -53,7 +53,7 @@ from web.faults import (
     NotModified,
     ServiceUnavailable,
 )
-from web.http import Reply, attribute, parseID, queryArg, readJSON
+from web.http import Reply, parseID, queryArg, readJSON
 from web.routing import Router
 from web.servers import ExtraAction, parseChangesSince, webFault
 
@@ -106,6 +106,16 @@ def _text(value: object) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _name(body: Mapping[str, Any], field: str) -> str:
+    """
+    The C{name} of an update body: a string of at most 255 characters.
+    """
+    name = body.get("name")
+    if not isinstance(name, str) or len(name) > 255:
+        raise BadRequest(f"Invalid '{field}': must be a string of at most 255 characters", f"field: {field}")
+    return name
 
 
 class NetworkAPI:
@@ -383,9 +393,7 @@ class NetworkAPI:
     async def updateNetwork(self, request: IRequest, user: models.User, network_id: str) -> dict[str, Any]:
         network = await self._network(user, network_id)
         body = self._body(request, "network")
-        name = attribute(body, "name", str)
-        if len(name) > 255:
-            raise BadRequest("Invalid 'network.name': must be at most 255 characters", "field: network.name")
+        name = _name(body, "network.name")
         if network.public and not user.isAdmin:
             raise Forbidden("Cannot rename the public network.", "field: network")
         if network.userid != user.uuid and not user.isAdmin:
@@ -459,9 +467,7 @@ class NetworkAPI:
             raise BadRequest(
                 f"Invalid 'subnet.{others[0]}': only the name of a subnet can be updated", f"field: subnet.{others[0]}"
             )
-        name = attribute(body, "name", str)
-        if len(name) > 255:
-            raise BadRequest("Invalid 'subnet.name': must be at most 255 characters", "field: subnet.name")
+        name = _name(body, "subnet.name")
         if network.userid != user.uuid and not user.isAdmin:
             raise Forbidden("Cannot update a subnet of another user's network.", "field: subnet")
         updated = await self._admin.renameSubnet(subnet.id, name)

@@ -197,7 +197,9 @@ class NetworkTests(NetworkTestCase):
             self.assertIn(field, inner["message"])
         self.assertFault(await self.call("POST", f"{N}/networks", self.token, raw=b"{"), "badRequest", 400)
         reply = await self.call("PUT", f"{N}/networks/{self.public.id}", self.adminToken, {"network": {"name": 3}})
-        self.assertFault(reply, "badRequest", 400)
+        self.assertEqual(self.assertFault(reply, "badRequest", 400)["details"], "field: network.name")
+        reply = await self.call("PUT", f"{N}/networks/{self.public.id}", self.adminToken, {"network": {}})
+        self.assertEqual(self.assertFault(reply, "badRequest", 400)["details"], "field: network.name")
         self.assertEqual(await self.networkCount(), before)
         self.assertEqual(await self.usage("cyclades.network.private"), 0)
 
