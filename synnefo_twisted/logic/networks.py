@@ -14,8 +14,15 @@ networks (L{networkState}, L{backendNetworkOperstate}), and the API objects
 Async shell over an L{IDatabase} (each call one transaction, pools taken
 with row locks, see L{synnefo_twisted.logic.pools}): L{createNetwork},
 L{createSubnet}, L{createPort}, L{setPortMac}, L{deletePort}, L{allocateFloatingIP},
-L{releaseFloatingIP}, L{deleteNetwork}, L{updateNetworkState},
-L{ensureResourcePools}.
+L{releaseFloatingIP}, L{reassignNetwork}, L{reassignFloatingIP},
+L{deleteNetwork}, L{updateNetworkState}, L{ensureResourcePools}; and
+L{allocateServerPortIP}, run inside the server-create transaction.
+
+Quota (C{cyclades.network.private}, C{cyclades.floating_ip}) is charged,
+released or moved in the same transaction as the change it accounts for
+(L{QuotaCharge}); a charge that does not fit is an L{OverLimitError} and
+the transaction writes nothing. Row locks are always taken in one order:
+the network or address row, then the quota holdings, then the pools.
 """
 
 from __future__ import annotations
