@@ -23,7 +23,18 @@ Section C{[api]}:
   - C{changes_since_limit}: the oldest C{changes-since} accepted (seconds);
   - C{shared_resources}: servers may be shared to their project's members;
   - C{image_file_roots}: directories below which users of the image API
-    may register local image files.
+    may register local image files;
+  - C{network_types}: network types users may create with the network API
+    (Synnefo's C{API_ENABLED_NETWORK_FLAVORS}; admins may create every type);
+  - C{default_bridge}, C{default_mac_prefix}, C{mac_filtered_bridge},
+    C{max_cidr_block}: the links and MAC prefix of new networks and the
+    largest IPv4 subnet (C{/max_cidr_block});
+  - C{mac_prefix_pool_base}, C{mac_prefix_pool_size}, C{bridge_pool_base},
+    C{bridge_pool_size}: the MAC-prefix pool (MAC_FILTERED networks) and
+    bridge pool (PHYSICAL_VLAN networks), created at start when missing
+    (existing pools are kept; resize them with snf-manage);
+  - C{public_network_cidr}: with C{seed_demo}, the subnet of the public
+    network (a floating-IP pool) seeded when there is none (empty: none).
 """
 
 from __future__ import annotations
@@ -51,6 +62,43 @@ def checkClientEndpoint(value: str) -> str | None:
 def checkBaseURL(value: str) -> str | None:
     if not value.startswith(("http://", "https://")):
         return "must be an http:// or https:// URL"
+    return None
+
+
+def checkNetworkTypes(value: list[str]) -> str | None:
+    from synnefo_twisted.logic.networks import FLAVORS
+
+    bad = [t for t in value if t not in FLAVORS]
+    if bad:
+        return f"{bad[0]!r} is not a network type (one of {', '.join(sorted(FLAVORS))})"
+    return None
+
+
+def checkMacPrefix(value: str) -> str | None:
+    import re
+
+    if re.fullmatch(r"[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]", value) is None or int(value[:2], 16) & 1:
+        return "must be a unicast MAC prefix of five hex digits like aa:00:0"
+    return None
+
+
+def checkCidr(value: str) -> str | None:
+    import ipaddress
+
+    if not value:
+        return None
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        return "must be an IPv4 CIDR such as 203.0.113.0/24 (or empty)"
+    if not 22 <= network.prefixlen <= 29:
+        return "must be from /22 to /29"
+    return None
+
+
+def checkCidrBlock(value: int) -> str | None:
+    if not 0 < value <= 29:
+        return "must be a prefix length from 1 to 29"
     return None
 
 
@@ -102,6 +150,28 @@ SETTINGS: tuple[Setting, ...] = (
         "directories below which API users may register file:// images ([] refuses them)",
         check=checkAbsolutePaths,
     ),
+    Setting(
+        "network_types",
+        "list[str]",
+        ["MAC_FILTERED"],
+        "network types users may create (admins: every type)",
+        check=checkNetworkTypes,
+    ),
+    Setting("default_bridge", "str", "br0", "link of CUSTOM networks"),
+    Setting("default_mac_prefix", "str", "aa:00:0", "MAC prefix of networks not MAC_FILTERED", check=checkMacPrefix),
+    Setting("mac_filtered_bridge", "str", "prv0", "link of MAC_FILTERED networks"),
+    Setting("max_cidr_block", "int", 22, "largest IPv4 subnet users may create (prefix length)", check=checkCidrBlock),
+    Setting("mac_prefix_pool_base", "str", "aa:00:0", "first MAC prefix of the pool", check=checkMacPrefix),
+    Setting("mac_prefix_pool_size", "int", 65536, "MAC prefixes in the pool", check=checkPositive),
+    Setting("bridge_pool_base", "str", "prv", "bridge name prefix of the bridge pool (PHYSICAL_VLAN)"),
+    Setting("bridge_pool_size", "int", 20, "bridges in the pool", check=checkPositive),
+    Setting(
+        "public_network_cidr",
+        "str",
+        "203.0.113.0/24",
+        "with seed_demo: subnet of the seeded public network (empty: none)",
+        check=checkCidr,
+    ),
 )
 
 
@@ -122,6 +192,8 @@ class APIPlugin:
 
         from twisted.internet.endpoints import clientFromString
 
+        from synnefo_twisted.logic.networkops import networkActivator
+        from synnefo_twisted.logic.networks import NetworkDefaults, allocateServerPortIP
         from synnefo_twisted.logic.serverops import ServerOptions
         from synnefo_twisted.logic.servers import CreateSettings
         from web.console import SecretFileBroker
@@ -137,6 +209,8 @@ class APIPlugin:
         )
         options = ServerOptions(
             create=CreateSettings(prefix=node.backends.prefix if node.backends is not None else "snf-"),
+            ipAllocator=allocateServerPortIP,
+            activateNetwork=networkActivator(node.database, node.backends) if node.backends is not None else None,
             vmapiURL=s["vmapi_url"] or f"{base}/vmapi/v1.0/server-params",
             clock=node.reactor,
             paramsLifetime=float(s["server_params_lifetime"]),
@@ -160,6 +234,20 @@ class APIPlugin:
             serverOptions=options,
             serverSettings=servers,
             imageFileRoots=s["image_file_roots"],
+            networkDefaults=NetworkDefaults(
+                default_bridge=s["default_bridge"],
+                default_mac_prefix=s["default_mac_prefix"],
+                default_mac_filtered_bridge=s["mac_filtered_bridge"],
+                enabledFlavors=frozenset(s["network_types"]),
+                maxCidrBlock=int(s["max_cidr_block"]),
+            ),
+            publicNetworkCidr=s["public_network_cidr"],
+            resourcePools={
+                "macPrefixBase": s["mac_prefix_pool_base"],
+                "macPrefixSize": int(s["mac_prefix_pool_size"]),
+                "bridgeBase": s["bridge_pool_base"],
+                "bridgeSize": int(s["bridge_pool_size"]),
+            },
         )
 
 

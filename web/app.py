@@ -3,7 +3,7 @@
 The API as one Klein resource tree: identity, compute and C{/openapi.json}.
 
 Mount points for the rest (each a class with C{register(router)}):
-C{/network/v2.0} (network API), C{/image/v1.0} (image API),
+C{/network/v2.0} (network API, L{web.network}), C{/image/v1.0} (image API),
 C{/vmapi/v1.0} (server parameters); add them in L{APIApplication.__init__}.
 """
 
@@ -25,11 +25,13 @@ from synnefo_twisted.db.repositories import (
     UserRepository,
 )
 from synnefo_twisted.logic.imageops import ImageRegistry
+from synnefo_twisted.logic.networks import NetworkDefaults
 from synnefo_twisted.logic.serverops import ServerOptions
 from web.auth import Authenticator
 from web.compute import ComputeAPI
 from web.identity import IdentityAPI
 from web.image import ImageAPI
+from web.network import NetworkAPI
 from web.openapi import openAPIDocument
 from web.routing import Router
 from web.servers import ExtraAction, ServersAPI
@@ -61,6 +63,7 @@ class APIApplication:
         serverSettings: Mapping[str, Any] | None = None,
         extraServerActions: Mapping[str, ExtraAction] | None = None,
         imageFileRoots: Sequence[str] = (),
+        networkDefaults: NetworkDefaults | None = None,
     ) -> None:
         """
         @param backends: the L{IBackendRegistry}; the servers API is mounted
@@ -68,8 +71,10 @@ class APIApplication:
         @param consoleBroker: the L{IConsoleBroker} of server consoles.
         @param serverSettings: keyword arguments of L{ServersAPI}
             (C{fqdnTemplate}, C{statsURL}, C{pollLimit}, ...).
-        @param extraServerActions: server actions provided by other APIs
-            (C{addFloatingIp}, C{removeFloatingIp}).
+        @param extraServerActions: more server actions (the network API's
+            C{addFloatingIp} and C{removeFloatingIp} are always there).
+        @param networkDefaults: the network settings (enabled network
+            types, bridges, MAC prefix, largest CIDR).
         """
         self.baseURL = baseURL.rstrip("/")
         users = UserRepository(database)
@@ -87,6 +92,17 @@ class APIApplication:
             self.baseURL,
             imageRegistry=imageRegistry,
         ).register(self.router)
+        self.network = NetworkAPI(
+            database,
+            clock,
+            self.baseURL,
+            backends=backends,
+            defaults=networkDefaults,
+            hotplug=serverOptions.hotplug if serverOptions is not None else True,
+            pollLimit=float((serverSettings or {}).get("pollLimit", 3600.0)),
+            sharingEnabled=bool((serverSettings or {}).get("sharingEnabled", False)),
+        )
+        self.network.register(self.router)
         self.servers: ServersAPI | None = None
         if backends is not None:
             self.servers = ServersAPI(
@@ -96,7 +112,7 @@ class APIApplication:
                 clock,
                 self.baseURL,
                 serverOptions,
-                extraActions=extraServerActions,
+                extraActions={**self.network.serverActions(), **dict(extraServerActions or {})},
                 **dict(serverSettings or {}),
             )
             self.servers.register(self.router)

@@ -1,11 +1,12 @@
 # -*- test-case-name: tests.web.test_service -*-
 """
-The API as a service: seed demo data (when asked), then listen; on stop,
-stop listening.
+The API as a service: make sure the MAC-prefix and bridge pools exist,
+seed demo data (when asked), then listen; on stop, stop listening.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import Service
@@ -18,8 +19,9 @@ from zope.interface import implementer
 
 from synnefo_twisted.health import Health
 from synnefo_twisted.interfaces import IHealthReporter
+from synnefo_twisted.logic.networks import ensureResourcePools
 from web.app import APIApplication
-from web.seed import seedDemo
+from web.seed import DEMO_PUBLIC_CIDR, seedDemo
 
 
 class _QuietSite(Site):
@@ -48,9 +50,16 @@ class APIService(Service):
         endpoint: str,
         baseURL: str,
         seedDemo: bool = True,
+        publicNetworkCidr: str = DEMO_PUBLIC_CIDR,
+        resourcePools: Mapping[str, Any] | None = None,
         **applicationArgs: Any,
     ) -> None:
         """
+        @param publicNetworkCidr: the subnet of the seeded public network
+            (empty: none is seeded).
+        @param resourcePools: the keyword arguments of
+            L{ensureResourcePools} (C{macPrefixBase}, C{macPrefixSize},
+            C{bridgeBase}, C{bridgeSize}); pools that exist are kept.
         @param applicationArgs: the keyword arguments of L{APIApplication}
             (C{backends}, C{consoleBroker}, C{serverOptions}, ...).
         """
@@ -58,6 +67,9 @@ class APIService(Service):
         self._database = database
         self._endpoint = endpoint
         self._seed = seedDemo
+        self._publicCidr = publicNetworkCidr
+        self._resourcePools = dict(resourcePools or {})
+        self._networkDefaults = applicationArgs.get("networkDefaults")
         self.application = APIApplication(database, reactor, baseURL, **applicationArgs)
         self.port: IListeningPort | None = None
 
@@ -66,13 +78,18 @@ class APIService(Service):
         return Deferred.fromCoroutine(self._start())
 
     async def _start(self) -> None:
+        await ensureResourcePools(self._database, **self._resourcePools)
         if self._seed:
-            seeded = await seedDemo(self._database)
+            seeded = await seedDemo(self._database, self._publicCidr, self._networkDefaults)
             if seeded.token is not None:
                 self.log.info(
                     "demo user {email} created; its API token is {token}",
                     email="demo@example.org",
                     token=seeded.token,
+                )
+            if seeded.network is not None:
+                self.log.info(
+                    "demo data: public network {network_id} on {cidr}", network_id=seeded.network, cidr=self._publicCidr
                 )
             if seeded.flavors or seeded.images:
                 self.log.info(

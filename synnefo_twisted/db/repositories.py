@@ -1095,6 +1095,28 @@ class PortRepository(_Repository):
         """
         return self._update(models.IPAddress, "ips", ipId, {"deleted": True, "port_id": None}, ("deleted", "port_id"))
 
+    def lockFloatingIP(self, ipId: int) -> Deferred[models.IPAddress | None]:
+        """
+        A live floating IP, its row locked (inside an interaction), or None.
+        """
+        return self._one(
+            models.IPAddress,
+            f"SELECT {self._ipCols} FROM ips WHERE id = %s AND floating_ip = TRUE AND deleted = FALSE FOR UPDATE",
+            (ipId,),
+        )
+
+    def setIPProject(self, ipId: int, project: str | None, shared: bool) -> Deferred[models.IPAddress | None]:
+        """
+        Move an address to a project and set whether it is shared to its members.
+        """
+        return self._update(
+            models.IPAddress,
+            "ips",
+            ipId,
+            {"project": project, "shared_to_project": shared},
+            ("project", "shared_to_project"),
+        )
+
 
 # -- key pairs and console forwardings -------------------------------------------------------------
 

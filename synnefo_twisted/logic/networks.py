@@ -14,8 +14,15 @@ networks (L{networkState}, L{backendNetworkOperstate}), and the API objects
 Async shell over an L{IDatabase} (each call one transaction, pools taken
 with row locks, see L{synnefo_twisted.logic.pools}): L{createNetwork},
 L{createSubnet}, L{createPort}, L{setPortMac}, L{deletePort}, L{allocateFloatingIP},
-L{releaseFloatingIP}, L{deleteNetwork}, L{updateNetworkState},
-L{ensureResourcePools}.
+L{releaseFloatingIP}, L{reassignNetwork}, L{reassignFloatingIP},
+L{deleteNetwork}, L{updateNetworkState}, L{ensureResourcePools}; and
+L{allocateServerPortIP}, run inside the server-create transaction.
+
+Quota (C{cyclades.network.private}, C{cyclades.floating_ip}) is charged,
+released or moved in the same transaction as the change it accounts for
+(L{QuotaCharge}); a charge that does not fit is an L{OverLimitError} and
+the transaction writes nothing. Row locks are always taken in one order:
+the network or address row, then the quota holdings, then the pools.
 """
 
 from __future__ import annotations
@@ -32,7 +39,15 @@ from twisted.logger import Logger
 
 from synnefo_twisted.db import models
 from synnefo_twisted.db.pools import BackendNetworkRepository, IPPoolRepository, ResourcePoolRepository
-from synnefo_twisted.db.repositories import NetworkRepository, PortRepository, SubnetRepository
+from synnefo_twisted.db.repositories import (
+    NetworkRepository,
+    PortRepository,
+    ProjectRepository,
+    QuotaExceededError,
+    QuotaRepository,
+    SubnetRepository,
+    UserRepository,
+)
 from synnefo_twisted.logic import pools
 from synnefo_twisted.logic.pools import IPRange, PoolExhaustedError
 
@@ -97,6 +112,59 @@ class NotFoundError(NetworkRequestError):
 
     code = 404
     fault = "itemNotFound"
+
+
+# -- quota --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class QuotaCharge:
+    """
+    A quota change that goes with an operation, in its transaction:
+    C{quantity} of C{resource} on the project's holding (and the member's
+    C{userId}, when it has one); negative releases.
+    """
+
+    projectId: int
+    userId: int | None
+    resource: str
+    quantity: int = 1
+    name: str = ""
+
+
+async def _charge(tx: Any, charge: QuotaCharge | None, field: str) -> None:
+    """
+    Issue and accept C{charge} inside the current transaction (the holdings
+    are row-locked, so concurrent charges serialize).
+
+    @raise OverLimitError: it does not fit; the transaction rolls back.
+    """
+    if charge is None:
+        return
+    quotas = QuotaRepository(tx)
+    try:
+        commission = await quotas.issue(
+            charge.projectId, charge.userId, {charge.resource: charge.quantity}, name=charge.name
+        )
+    except QuotaExceededError as e:
+        raise OverLimitError(field, f"Resource limit exceeded for your account: {e}") from None
+    await quotas.accept(commission.id)
+
+
+async def _holderCharge(
+    tx: Any, owner: str | None, projectUUID: str | None, resource: str, quantity: int, name: str
+) -> QuotaCharge | None:
+    """
+    C{quantity} of C{resource} on project C{projectUUID} for the user
+    C{owner}, read inside the transaction (None without such a project).
+    """
+    if projectUUID is None:
+        return None
+    project = await ProjectRepository(tx).byUUID(projectUUID)
+    if project is None:
+        return None
+    user = await UserRepository(tx).byUUID(owner) if owner is not None else None
+    return QuotaCharge(project.id, None if user is None else user.id, resource, quantity, name)
 
 
 # -- flavors -----------------------------------------------------------------------------
@@ -716,7 +784,9 @@ async def _createNetwork(
     subnets: Sequence[SubnetRequest],
     public: bool,
     floatingIPPool: bool,
+    quota: QuotaCharge | None = None,
 ) -> CreatedNetwork:
+    await _charge(tx, quota, "network")
     params = flavorParameters(request.flavor, defaults)
     macPrefix, link = params.macPrefix, params.link
     try:
@@ -759,17 +829,20 @@ def createNetwork(
     subnets: Sequence[SubnetRequest] = (),
     public: bool = False,
     floatingIPPool: bool = False,
+    quota: QuotaCharge | None = None,
 ) -> Deferred[CreatedNetwork]:
     """
     Create a network (taking its MAC prefix or bridge from the pool when
     its flavor says so) and its subnets with their IPv4 pools, in one
     transaction.
 
+    @param quota: charged in the same transaction (C{cyclades.network.private}).
     @raise ConflictError: the MAC-prefix or bridge pool is full (field
         C{network.type}).
+    @raise OverLimitError: C{quota} does not fit; nothing is written.
     """
     d: Deferred[CreatedNetwork] = db.runInteraction(
-        _createNetwork, request, userid, defaults, subnets, public, floatingIPPool
+        _createNetwork, request, userid, defaults, subnets, public, floatingIPPool, quota
     )
     return d
 
@@ -858,19 +931,49 @@ async def _createPort(
                 )
             await tx.execute("UPDATE ips SET port_id = %s WHERE id = %s", (port.id, floating.id))
             return CreatedPort(port, (attrs.evolve(floating, port_id=port.id),))
-    hasV4 = bool(await IPPoolRepository(tx).listByNetwork(networkId))
-    if hasV4:
-        try:
-            subnetId, taken = await pools.allocateIP(tx, networkId, address)
-        except pools.PoolError as e:
-            field = "port.fixed_ips[0].ip_address" if address is not None else "port.network_id"
-            kind = PoolErrorKinds.get(type(e), ConflictError)
-            raise kind(field, e.message) from None
-        ips.append(await ports.addIP(subnetId, networkId, taken, 4, portId=port.id, userid=userid, project=project))
-        await _recordHistory(tx, taken, networkId, serverId, userid, "allocate", "port create")
-    elif address is not None:
-        raise BadRequestError("port.fixed_ips[0].ip_address", f"network {networkId} has no IPv4 subnet")
+    field = "port.fixed_ips[0].ip_address" if address is not None else "port.network_id"
+    allocated = await _allocatePortIPv4(tx, port, address, field, "port create")
+    if allocated is not None:
+        ips.append(allocated)
     return CreatedPort(port, tuple(ips))
+
+
+async def _allocatePortIPv4(
+    tx: Any, port: models.Port, address: str | None, field: str, reason: str
+) -> models.IPAddress | None:
+    """
+    Give C{port} an IPv4 address from its network's pools (C{address} if
+    given); None when the network has no IPv4 subnet and none was asked for.
+    """
+    networkId = port.network_id
+    if not await IPPoolRepository(tx).listByNetwork(networkId):
+        if address is not None:
+            raise BadRequestError(field, f"network {networkId} has no IPv4 subnet")
+        return None
+    try:
+        subnetId, taken = await pools.allocateIP(tx, networkId, address)
+    except pools.PoolError as e:
+        raise PoolErrorKinds.get(type(e), ConflictError)(field, e.message) from None
+    ip = await PortRepository(tx).addIP(
+        subnetId, networkId, taken, 4, portId=port.id, userid=port.userid, project=port.project
+    )
+    await _recordHistory(tx, taken, networkId, port.server_id, port.userid, "allocate", reason)
+    return ip
+
+
+async def allocateServerPortIP(tx: Any, network: models.Network, port: models.Port, fixedIp: str | None) -> str | None:
+    """
+    The IPv4 of a port made for a new server (the server logic's
+    C{ipAllocator}), inside the create transaction: taken from the
+    network's pools (C{fixedIp} if given) and recorded on the port; None
+    on a network without an IPv4 subnet.
+
+    @raise ConflictError: the pools are exhausted or C{fixedIp} is in use.
+    @raise BadRequestError: C{fixedIp} outside the pools, or given on a
+        network without an IPv4 subnet.
+    """
+    ip = await _allocatePortIPv4(tx, port, fixedIp, "networks", "server create")
+    return None if ip is None else ip.address
 
 
 PoolErrorKinds: Mapping[type[pools.PoolError], type[NetworkRequestError]] = {
@@ -978,8 +1081,9 @@ async def _floatingNetworks(tx: Any, networkId: int | None) -> list[models.Netwo
 
 
 async def _allocateFloatingIP(
-    tx: Any, userid: str, request: FloatingIPRequest, project: str | None
+    tx: Any, userid: str, request: FloatingIPRequest, project: str | None, quota: QuotaCharge | None = None
 ) -> models.IPAddress:
+    await _charge(tx, quota, "floatingip")
     candidates = await _floatingNetworks(tx, request.networkId)
     for network in candidates:
         try:
@@ -1000,30 +1104,38 @@ async def _allocateFloatingIP(
 
 
 def allocateFloatingIP(
-    db: Any, userid: str, request: FloatingIPRequest, *, project: str | None = None
+    db: Any,
+    userid: str,
+    request: FloatingIPRequest,
+    *,
+    project: str | None = None,
+    quota: QuotaCharge | None = None,
 ) -> Deferred[models.IPAddress]:
     """
     Allocate a floating IP: from the requested network (and address), or
     from the first floating-IP pool network with a free address.
 
+    @param quota: charged in the same transaction (C{cyclades.floating_ip}).
     @raise NotFoundError: the requested network is not a floating-IP pool.
     @raise ConflictError: no free address, or the address is in use.
+    @raise OverLimitError: C{quota} does not fit; nothing is allocated.
     """
-    d: Deferred[models.IPAddress] = db.runInteraction(_allocateFloatingIP, userid, request, project)
+    d: Deferred[models.IPAddress] = db.runInteraction(_allocateFloatingIP, userid, request, project, quota)
     return d
 
 
-async def _releaseFloatingIP(tx: Any, ipId: int, userid: str | None) -> models.IPAddress:
-    rows = await tx.execute(
-        f"SELECT {models.columns(models.IPAddress)} FROM ips WHERE id = %s AND floating_ip = TRUE AND deleted = FALSE "
-        "FOR UPDATE",
-        (ipId,),
-    )
-    ip = models.IPAddress(*rows[0]) if rows else None
+async def _releaseFloatingIP(
+    tx: Any, ipId: int, userid: str | None, quotaResource: str | None = None
+) -> models.IPAddress:
+    ip = await PortRepository(tx).lockFloatingIP(ipId)
     if ip is None or (userid is not None and ip.userid != userid):
         raise NotFoundError("floatingip", f"floating IP {ipId} not found")
     if ip.port_id is not None:
         raise ConflictError("floatingip", f"floating IP {ip.address} is attached to port {ip.port_id}")
+    if quotaResource is not None:
+        # locks: the address row, then the quota holding, then the pool (as allocation: holding, then pool)
+        release = await _holderCharge(tx, ip.userid, ip.project, quotaResource, -1, "floating IP release")
+        await _charge(tx, release, "floatingip")
     await pools.releaseIP(tx, ip.network_id, ip.address)
     released = await PortRepository(tx).releaseIP(ip.id)
     assert released is not None
@@ -1031,14 +1143,112 @@ async def _releaseFloatingIP(tx: Any, ipId: int, userid: str | None) -> models.I
     return released
 
 
-def releaseFloatingIP(db: Any, ipId: int, userid: str | None = None) -> Deferred[models.IPAddress]:
+def releaseFloatingIP(
+    db: Any, ipId: int, userid: str | None = None, *, quotaResource: str | None = None
+) -> Deferred[models.IPAddress]:
     """
     Release a floating IP of C{userid} (anyone's when None) back to its pool.
 
     @raise NotFoundError: no such live floating IP of this user.
+    @param quotaResource: release one of this resource on the floating
+        IP's project (for its owner), in the same transaction.
     @raise ConflictError: it is still attached to a port.
     """
-    d: Deferred[models.IPAddress] = db.runInteraction(_releaseFloatingIP, ipId, userid)
+    d: Deferred[models.IPAddress] = db.runInteraction(_releaseFloatingIP, ipId, userid, quotaResource)
+    return d
+
+
+async def _move(tx: Any, owner: str | None, old: str | None, new: str, quotaResource: str | None) -> None:
+    """
+    Move one C{quotaResource} of C{owner} from project C{old} to C{new}
+    (nothing when unchanged or no resource).
+
+    @raise OverLimitError: it does not fit in the new project.
+    """
+    if quotaResource is None or old == new:
+        return
+    take = await _holderCharge(tx, owner, new, quotaResource, 1, "reassign")
+    await _charge(tx, take, "reassign.project")
+    release = await _holderCharge(tx, owner, old, quotaResource, -1, "reassign")
+    await _charge(tx, release, "reassign.project")
+
+
+async def _reassignNetwork(
+    tx: Any,
+    networkId: int,
+    userid: str | None,
+    project: str,
+    shared: bool,
+    quotaResource: str | None,
+) -> models.Network:
+    network = await NetworkRepository.getForUpdate(tx, networkId)
+    if network is None or network.deleted or (userid is not None and not network.public and network.userid != userid):
+        raise NotFoundError("network", f"network {networkId} not found")
+    if network.public:
+        raise ForbiddenError("network", "cannot reassign a public network")
+    await _move(tx, network.userid, network.project, project, quotaResource)
+    updated = await NetworkRepository(tx).update(networkId, project=project, shared_to_project=shared)
+    assert updated is not None
+    return updated
+
+
+def reassignNetwork(
+    db: Any,
+    networkId: int,
+    userid: str | None,
+    project: str,
+    *,
+    shared: bool = False,
+    quotaResource: str | None = None,
+) -> Deferred[models.Network]:
+    """
+    Move a private network of C{userid} (anyone's when None) to
+    C{project} and set its sharing, in one transaction: one
+    C{quotaResource} is charged to the new project and released from the
+    old one (for the network's owner) when the project changes.
+
+    @raise NotFoundError: no such live network of this user.
+    @raise ForbiddenError: a public network.
+    @raise OverLimitError: the new project's quota does not allow it.
+    """
+    d: Deferred[models.Network] = db.runInteraction(_reassignNetwork, networkId, userid, project, shared, quotaResource)
+    return d
+
+
+async def _reassignFloatingIP(
+    tx: Any,
+    ipId: int,
+    userid: str | None,
+    project: str,
+    shared: bool,
+    quotaResource: str | None,
+) -> models.IPAddress:
+    ip = await PortRepository(tx).lockFloatingIP(ipId)
+    if ip is None or (userid is not None and ip.userid != userid):
+        raise NotFoundError("floatingip", f"floating IP {ipId} not found")
+    await _move(tx, ip.userid, ip.project, project, quotaResource)
+    moved = await PortRepository(tx).setIPProject(ipId, project, shared)
+    assert moved is not None
+    return moved
+
+
+def reassignFloatingIP(
+    db: Any,
+    ipId: int,
+    userid: str | None,
+    project: str,
+    *,
+    shared: bool = False,
+    quotaResource: str | None = None,
+) -> Deferred[models.IPAddress]:
+    """
+    Move a floating IP of C{userid} (anyone's when None) to C{project}
+    and set its sharing, with the quota moves of L{reassignNetwork}.
+
+    @raise NotFoundError: no such live floating IP of this user.
+    @raise OverLimitError: the new project's quota does not allow it.
+    """
+    d: Deferred[models.IPAddress] = db.runInteraction(_reassignFloatingIP, ipId, userid, project, shared, quotaResource)
     return d
 
 
@@ -1102,7 +1312,9 @@ def updateNetworkState(db: Any, networkId: int) -> Deferred[models.Network | Non
     return d
 
 
-async def _deleteNetwork(tx: Any, networkId: int, userid: str | None, admin: bool) -> models.Network:
+async def _deleteNetwork(
+    tx: Any, networkId: int, userid: str | None, admin: bool, quotaResource: str | None = None
+) -> models.Network:
     network = await NetworkRepository.getForUpdate(tx, networkId)
     visible = network is not None and not network.deleted
     if network is not None and visible and not admin and not network.public and network.userid != userid:
@@ -1119,12 +1331,17 @@ async def _deleteNetwork(tx: Any, networkId: int, userid: str | None, admin: boo
         raise ConflictError("network", f"Cannot delete network {networkId}: floating IPs are still allocated")
     marked = await NetworkRepository(tx).update(networkId, action="DESTROY")
     assert marked is not None
+    if quotaResource is not None and not network.public:
+        release = await _holderCharge(tx, network.userid, network.project, quotaResource, -1, "network delete")
+        await _charge(tx, release, "network")
     if await BackendNetworkRepository(tx).listByNetwork(networkId):
         return marked
     return await _finishDeletion(tx, marked)
 
 
-def deleteNetwork(db: Any, networkId: int, userid: str | None, *, admin: bool = False) -> Deferred[models.Network]:
+def deleteNetwork(
+    db: Any, networkId: int, userid: str | None, *, admin: bool = False, quotaResource: str | None = None
+) -> Deferred[models.Network]:
     """
     Start deleting a network (spec §1.9 DELETE): mark it C{action=DESTROY};
     when no backend has it, finish at once (state DELETED, pooled MAC
@@ -1134,9 +1351,12 @@ def deleteNetwork(db: Any, networkId: int, userid: str | None, *, admin: bool = 
 
     @raise NotFoundError: no such live network visible to C{userid}.
     @raise ForbiddenError: a public network and not an admin.
+    @param quotaResource: release one of this resource on the network's
+        project (for its owner), in the same transaction (not for public
+        networks).
     @raise ConflictError: ports or floating IPs remain.
     """
-    d: Deferred[models.Network] = db.runInteraction(_deleteNetwork, networkId, userid, admin)
+    d: Deferred[models.Network] = db.runInteraction(_deleteNetwork, networkId, userid, admin, quotaResource)
     return d
 
 

@@ -32,9 +32,10 @@ from synnefo_twisted.db.repositories import (
     UserRepository,
 )
 from synnefo_twisted.ganeti import naming
-from synnefo_twisted.ganeti.errors import GanetiError, RapiNotFound
+from synnefo_twisted.ganeti.errors import GanetiError
 from synnefo_twisted.logic import networks as netlogic
 from synnefo_twisted.logic import pools as poollogic
+from synnefo_twisted.logic.networkops import removeFromBackend
 from synnefo_twisted.logic.networks import BadRequestError, NetworkRequestError
 from synnefo_twisted.logic.servers import ServerFault, validateServerAction
 from synnefo_twisted.manage.base import JOB_WAIT_TIMEOUT, BadInput, CommandError, ManageContext, command
@@ -42,9 +43,6 @@ from synnefo_twisted.manage.output import formatMapping, formatTable
 from synnefo_twisted.manage.pools import changeReservations, poolCounts
 from synnefo_twisted.manage.servers import findServer, positiveId
 from synnefo_twisted.manage.users import findUser, parseBool
-
-#: jobs a dependent job waits for, whatever their outcome
-FINAL = ["success", "error", "canceled"]
 
 
 def isUnicastPrefix(value: str) -> bool:
@@ -383,7 +381,7 @@ async def networkRemove(context: ManageContext, args: argparse.Namespace) -> Non
             assert backend is not None
             client = registry.clientFor(backend)
             try:
-                jobId = await _removeFromBackend(client, name)
+                jobId = await removeFromBackend(client, name)
             except GanetiError as e:
                 raise CommandError(f"cannot remove {name} from {backend.clustername}: {e}") from None
             if jobId is None:
@@ -405,23 +403,6 @@ async def networkRemove(context: ManageContext, args: argparse.Namespace) -> Non
             network = finished
     context.err.write(f"network {network.id}: {network.state}\n")
     context.out.write(formatTable(["backend", "job", "status"], rows, context.outputFormat))
-
-
-async def _removeFromBackend(client: Any, name: str) -> int | None:
-    """
-    Disconnect the Ganeti network from each node group, then remove it
-    (one job depending on the disconnects); None when it is not there.
-    """
-    try:
-        info = await client.getNetwork(name)
-    except RapiNotFound:
-        return None
-    depends = []
-    for group in info.get("group_list") or []:
-        groupName = group[0] if isinstance(group, list) else str(group).split("(")[0]
-        depends.append([await client.disconnectNetwork(name, groupName), FINAL])
-    jobId: int = await client.deleteNetwork(name, depends=depends) if depends else await client.deleteNetwork(name)
-    return jobId
 
 
 # -- subnets -------------------------------------------------------------------------------------------

@@ -15,15 +15,17 @@ from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.migrations import migrate
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
-from tests.web import test_auth, test_compute, test_identity, test_image, test_openapi, test_servers
+from tests.web import test_auth, test_compute, test_identity, test_image, test_network, test_openapi, test_servers
 
 
 class PostgresMixin(SchemaMixin):
+    poolSize = 2
+
     def openDatabase(self) -> Deferred[Any]:
         return Deferred.fromCoroutine(self._openPostgres())
 
     async def _openPostgres(self) -> Any:
-        database = openDatabase(withSearchPath(realservices.PG_URL, self.makeSchema()), reactor, poolSize=2)
+        database = openDatabase(withSearchPath(realservices.PG_URL, self.makeSchema()), reactor, poolSize=self.poolSize)
         await database.startService()
         await migrate(database)
         return database
@@ -122,4 +124,56 @@ class ImageUpdateDeleteTests(PostgresMixin, test_image.UpdateDeleteTests):
 class ImageMemberTests(PostgresMixin, test_image.MemberTests):
     """
     Image members and shared images on PostgreSQL.
+    """
+
+
+class NetworkTests(PostgresMixin, test_network.NetworkTests):
+    """
+    Networks (types, quota, isolation, deletion) on PostgreSQL.
+    """
+
+
+class SubnetTests(PostgresMixin, test_network.SubnetTests):
+    """
+    Subnets (pools, IPv6, refusals) on PostgreSQL.
+    """
+
+
+class PortTests(PostgresMixin, test_network.PortTests):
+    """
+    Ports (allocation, attach and detach jobs) on PostgreSQL.
+    """
+
+
+class FloatingIPTests(PostgresMixin, test_network.FloatingIPTests):
+    """
+    Floating IPs (network and compute flavours, quota, server actions) on PostgreSQL.
+    """
+
+
+class NetworkConcurrencyTests(PostgresMixin, test_network.ConcurrencyTests):
+    """
+    Parallel allocations racing on PostgreSQL with ten connections: the
+    row locks on the pools and quota holdings let exactly the free values
+    through, each once.
+    """
+
+    poolSize = 10
+
+
+class NetworkChangesSinceTests(PostgresMixin, test_network.ChangesSinceTests):
+    """
+    changes-since on the network lists on PostgreSQL (timestamps with time zone).
+    """
+
+
+class ServerNetworkTests(PostgresMixin, test_network.ServerNetworkTests):
+    """
+    Servers created on networks (addresses from the pools) on PostgreSQL.
+    """
+
+
+class NetworkReassignTests(PostgresMixin, test_network.ReassignTests):
+    """
+    Reassigning networks and floating IPs (quota moves) on PostgreSQL.
     """

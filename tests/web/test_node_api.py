@@ -71,7 +71,8 @@ class NodeAPITests(TestCase):
 
     async def test_flavorsOverHTTP(self) -> None:
         """
-        The node seeds demo data and logs the demo token; a user added with snf-manage lists the flavors over HTTP.
+        The node seeds demo data and logs the demo token; a user added with snf-manage lists the flavors over HTTP;
+        the seeded public network and its subnet are listed by the network API.
         """
         node = spawnNode(reactor, ["--config", "node.toml", "--role", "none", "--plugin", "api"], str(self.dir))
         self.addCleanup(lambda: node.ended)
@@ -87,6 +88,13 @@ class NodeAPITests(TestCase):
             flavors = (await response.json())["flavors"]
             self.assertEqual([f["name"] for f in flavors], ["C1R1024D20drbd", "C2R2048D40drbd", "C4R4096D80drbd"])
             self.assertEqual(flavors[0]["links"][0]["href"], f"http://api.test/compute/v2.1/flavors/{flavors[0]['id']}")
+
+        response = await treq.get(f"{base}/network/v2.0/networks", headers=authHeaders(demo["token"]), pool=self.pool)
+        self.assertEqual(response.code, 200)
+        [public] = (await response.json())["networks"]
+        self.assertEqual((public["public"], public["SNF:floating_ip_pool"], public["status"]), (True, True, "ACTIVE"))
+        response = await treq.get(f"{base}/network/v2.0/subnets", headers=authHeaders(demo["token"]), pool=self.pool)
+        self.assertEqual([s["cidr"] for s in (await response.json())["subnets"]], ["203.0.113.0/24"])
 
         response = await treq.get(f"{base}/compute/v2.1/flavors", pool=self.pool)
         self.assertEqual(response.code, 401)

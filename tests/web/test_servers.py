@@ -926,8 +926,8 @@ class ActionTests(ServersTestCase):
 
     async def test_extraAction(self) -> None:
         """
-        Actions given as extraActions are dispatched to their handler (202); its refusals become faults; without a
-        handler addFloatingIp is a 501.
+        Actions given as extraActions are dispatched to their handler (202); its refusals become faults; the
+        network API's own removeFloatingIp answers for an address the user does not hold (404).
         """
         del FloatingCalls[:]
         server = await self.running()
@@ -939,7 +939,7 @@ class ActionTests(ServersTestCase):
         reply = await self.action(server.id, {"addFloatingIp": {}})
         self.assertIn("address", self.assertFault(reply, "badRequest", 400)["details"])
         self.assertFault(
-            await self.action(server.id, {"removeFloatingIp": {"address": "10.0.0.7"}}), "notImplemented", 501
+            await self.action(server.id, {"removeFloatingIp": {"address": "10.0.0.7"}}), "itemNotFound", 404
         )
         await self.servers.update(server.id, task="STOP")
         reply = await self.action(server.id, {"addFloatingIp": {"address": "10.0.0.8"}})

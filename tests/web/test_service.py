@@ -19,8 +19,12 @@ from plugins.api import api
 from synnefo_twisted.backends import BackendRegistry
 from synnefo_twisted.config import ConfigError, loadConfig
 from synnefo_twisted.context import NodeContext
-from synnefo_twisted.db.repositories import FlavorRepository, ImageRepository, UserRepository
+from synnefo_twisted.db.manage import AdminQueries
+from synnefo_twisted.db.pools import ResourcePoolRepository
+from synnefo_twisted.db.repositories import FlavorRepository, ImageRepository, NetworkRepository, UserRepository
 from synnefo_twisted.interfaces import IConsoleBroker, IHealthReporter, ISynnefoPlugin
+from synnefo_twisted.logic import pools as poollogic
+from synnefo_twisted.logic.networks import allocateServerPortIP
 from synnefo_twisted.metrics import MetricsRegistry
 from synnefo_twisted.testing import memoryDatabase
 from web.console import SecretFileBroker
@@ -71,6 +75,61 @@ class PluginTests(TestCase):
         service = api.makeService(node)
         assert isinstance(service, APIService)
         self.assertEqual(service.application.imageRegistry.fileRoots, ("/srv/images", "/data"))
+
+    def test_networkSettings(self) -> None:
+        """
+        The network settings have Synnefo's defaults, are checked, and reach the network API.
+        """
+        s = self.node("").settings
+        self.assertEqual(
+            (s["network_types"], s["default_bridge"], s["mac_filtered_bridge"], s["max_cidr_block"]),
+            (["MAC_FILTERED"], "br0", "prv0", 22),
+        )
+        for bad in (
+            'network_types = ["BRIDGED"]',
+            'default_mac_prefix = "ab:00:0"',
+            'mac_prefix_pool_base = "aa:00"',
+            'public_network_cidr = "10.0.0.0/8"',
+            'public_network_cidr = "10.0.0.1/24"',
+            "max_cidr_block = 30",
+        ):
+            self.assertRaises(ConfigError, self.node, f"[api]\n{bad}\n")
+        service = api.makeService(self.node('[api]\nnetwork_types = ["MAC_FILTERED", "CUSTOM"]\nmax_cidr_block = 16\n'))
+        assert isinstance(service, APIService)
+        defaults = service.application.network._defaults
+        self.assertEqual((defaults.enabledFlavors, defaults.maxCidrBlock), (frozenset({"MAC_FILTERED", "CUSTOM"}), 16))
+
+    async def test_startEnsuresPools(self) -> None:
+        """
+        Starting creates the MAC-prefix and bridge pools from the settings (existing ones are kept) and seeds a
+        public network on public_network_cidr.
+        """
+        database = await memoryDatabase(reactor)
+        self.addCleanup(database.stopService)
+        node = self.node(
+            '[api]\nmac_prefix_pool_size = 16\nbridge_pool_base = "vlan"\nbridge_pool_size = 4\n'
+            'public_network_cidr = "198.51.100.0/24"\n',
+            database,
+        )
+        service = api.makeService(node)
+        assert isinstance(service, APIService)
+        await service.startService()
+        await service.stopService()
+        pools = {p.kind: (p.base, p.size) for p in await AdminQueries(database).resourcePools()}
+        self.assertEqual(pools, {poollogic.MAC_PREFIX: ("aa:00:0", 16), poollogic.BRIDGE: ("vlan", 4)})
+        [network] = await NetworkRepository(database).list()
+        self.assertEqual((network.public, network.floating_ip_pool, network.state), (True, True, "ACTIVE"))
+        [subnet] = await AdminQueries(database).subnets()
+        self.assertEqual((subnet.cidr, subnet.gateway, subnet.dhcp), ("198.51.100.0/24", "198.51.100.1", True))
+        # a second start keeps pools and network
+        service = api.makeService(self.node("[api]\nmac_prefix_pool_size = 64\n", database))
+        assert isinstance(service, APIService)
+        await service.startService()
+        await service.stopService()
+        macPool = await ResourcePoolRepository(database).get(poollogic.MAC_PREFIX)
+        assert macPool is not None
+        self.assertEqual(macPool.size, 16)
+        self.assertEqual(len(await NetworkRepository(database).list()), 1)
 
     async def test_startSeedsAndListens(self) -> None:
         """
@@ -123,6 +182,9 @@ class PluginTests(TestCase):
         self.assertEqual((broker.user, broker.secretFile), ("vnc", Path("state") / "vncproxy-console.secret"))
         options = service.application.servers.options
         self.assertEqual(options.vmapiURL, "https://api.example.org/vmapi/v1.0/server-params")
+        # new servers' ports take addresses from the network pools and wait for their networks
+        self.assertIs(options.ipAllocator, allocateServerPortIP)
+        self.assertIsNotNone(options.activateNetwork)
 
     async def test_serversNeedBackends(self) -> None:
         """
@@ -148,8 +210,13 @@ class SeedTests(TestCase):
         first = await seedDemo(database)
         self.assertIsNotNone(first.token)
         self.assertEqual((first.flavors, first.images), (3, 1))
+        self.assertIsNotNone(first.network)
         second = await seedDemo(database)
-        self.assertEqual((second.token, second.flavors, second.images), (None, 0, 0))
+        self.assertEqual((second.token, second.flavors, second.images, second.network), (None, 0, 0, None))
+        [network] = await NetworkRepository(database).list()
+        self.assertEqual(
+            (network.id, network.name, network.flavor, network.public), (first.network, "public", "CUSTOM", True)
+        )
         self.assertEqual(len(await FlavorRepository(database).list()), 3)
         self.assertIsNotNone(await ImageRepository(database).get(DEMO_IMAGE_ID))
         self.assertEqual([u.email for u in await UserRepository(database).list()], [DEMO_EMAIL])
