@@ -40,6 +40,8 @@ setup(
         "pyOpenSSL>=24",
         "autobahn>=24.4",
         "cryptography>=43",
+        # the API's JSON encoder (web/http.py dumps)
+        "orjson>=3.9",
     ],
     extras_require={
         "dev": [

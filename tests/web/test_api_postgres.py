@@ -89,6 +89,12 @@ class ServerReadTests(PostgresMixin, test_servers.ReadTests):
     """
 
 
+class ServerDetailListingTests(PostgresMixin, test_servers.DetailListingTests):
+    """
+    Detailed server listings follow changes on PostgreSQL.
+    """
+
+
 class ServerWriteTests(PostgresMixin, test_servers.WriteTests):
     """
     Rename, delete, password, metadata and tags on PostgreSQL.

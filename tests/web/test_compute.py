@@ -105,6 +105,24 @@ class FlavorTests(APITestCase):
             reply = await self.call("GET", f"/compute/v2.0/flavors?{query}", self.token)
             self.assertFault(reply, "badRequest", 400)
 
+    async def test_listingFollowsChanges(self) -> None:
+        """
+        A listing answered before reflects every change made since (the reused answer is never stale): a renamed,
+        a deleted and a new flavor.
+        """
+        repo = FlavorRepository(self.database)
+        before = (await self.call("GET", "/compute/v2.0/flavors/detail", self.token)).json()["flavors"]
+        self.assertEqual([f["id"] for f in before], [self.f1.id, self.f2.id])
+        again = await self.call("GET", "/compute/v2.0/flavors/detail", self.token)
+        self.assertEqual(again.json()["flavors"], before)
+        await repo.modify(self.f1.id, name="renamed")
+        await repo.modify(self.f2.id, deleted=True)
+        added = await repo.create(16, 512, 10, self.f1.volume_type_id)
+        after = (await self.call("GET", "/compute/v2.0/flavors/detail", self.token)).json()["flavors"]
+        self.assertEqual([(f["id"], f["name"]) for f in after], [(self.f1.id, "renamed"), (added.id, added.name)])
+        admin = (await self.call("GET", "/compute/v2.0/flavors/detail", self.adminToken)).json()["flavors"]
+        self.assertEqual([f["id"] for f in admin], [self.f1.id, self.hidden.id, added.id])
+
     async def test_show(self) -> None:
         """
         A flavor is shown even when deleted; a hidden or unknown one is 404.
