@@ -53,6 +53,8 @@ setup(
             # real OpenStack clients against the API (tests/web/test_clients.py)
             "openstacksdk>=3",
             "python-novaclient>=18",
+            # a bounded fuzzing run against /openapi.json (tests/web/test_schemathesis.py)
+            "schemathesis>=4.0",
         ],
         # baselines measured beside our figures by bench/
         "bench": ["scapy>=2.5"],

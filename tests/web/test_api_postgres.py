@@ -15,7 +15,15 @@ from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.migrations import migrate
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
-from tests.web import test_auth, test_compute, test_identity, test_image, test_openapi, test_servers
+from tests.web import (
+    test_auth,
+    test_compute,
+    test_identity,
+    test_image,
+    test_openapi,
+    test_schemathesis,
+    test_servers,
+)
 
 
 class PostgresMixin(SchemaMixin):
@@ -128,4 +136,10 @@ class ImageUpdateDeleteTests(PostgresMixin, test_image.UpdateDeleteTests):
 class ImageMemberTests(PostgresMixin, test_image.MemberTests):
     """
     Image members and shared images on PostgreSQL.
+    """
+
+
+class SchemathesisTests(PostgresMixin, test_schemathesis.SchemathesisTests):
+    """
+    The bounded schemathesis run on PostgreSQL (its types, encodings and limits differ from SQLite's).
     """

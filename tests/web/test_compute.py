@@ -133,6 +133,16 @@ class FlavorTests(APITestCase):
             reply = await self.call("GET", f"/compute/v2.0/flavors/{ident}", self.token)
             self.assertFault(reply, "itemNotFound", 404)
 
+    async def test_hugeId(self) -> None:
+        """
+        An id beyond what the database holds (64 bits) is a 404 like any unknown id, not a database error.
+        """
+        for path in (f"/compute/v2.0/flavors/{1 << 63}", f"/compute/v2.0/flavors/{10**30}/os-extra_specs"):
+            reply = await self.call("GET", path, self.token)
+            self.assertFault(reply, "itemNotFound", 404)
+        reply = await self.call("GET", f"/compute/v2.0/flavors/{(1 << 63) - 1}", self.token)
+        self.assertFault(reply, "itemNotFound", 404)
+
     async def test_extraSpecs(self) -> None:
         """
         os-extra_specs is an empty mapping.
