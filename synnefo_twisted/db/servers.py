@@ -70,13 +70,21 @@ class ServerListRepository(_Repository):
     def detailsForUser(self, userid: str, since: datetime | None = None) -> Deferred[ServerDetailRows]:
         """
         L{listForUser} and the L{relations} of those servers, read in one
-        transaction (a constant number of queries per 500 servers), as
+        transaction with six queries whatever their count (the relations
+        select the servers by user, not by a list of ids), as
         L{ServerDetailRows}.
         """
+        params: tuple[Any, ...]
+        if since is None:
+            which, params = "userid = %s AND deleted = FALSE", (userid,)
+        else:
+            which, params = "userid = %s AND updated >= %s", (userid, since)
 
         async def load(tx: Any) -> ServerDetailRows:
-            servers = tuple(map(tuple, await ServerListRepository(tx)._listRows(userid, since)))
-            related = await _relationRows(tx, [row[0] for row in servers])
+            rows = await tx.execute(f"SELECT {self._cols} FROM servers WHERE {which} ORDER BY id", params)
+            servers = tuple(map(tuple, rows))
+            where = f"server_id IN (SELECT id FROM servers WHERE {which})"
+            related = await _relationRowsWhere(tx, where, params)
             return ServerDetailRows((servers, related))
 
         return self._atomic(load)
@@ -92,53 +100,65 @@ class ServerListRepository(_Repository):
 
 
 _PORT_WIDTH = len(columns(Port).split(", "))
+_PORT_SERVER = columns(Port).split(", ").index("server_id")
+_PORT_COLS = ", ".join(f"p.{name}" for name in columns(Port).split(", "))
+_IP_COLS = ", ".join(f"i.{name}" for name in columns(IPAddress).split(", "))
 
 
 async def _relationRows(tx: Any, serverIds: list[int]) -> tuple[tuple[Any, ...], ...]:
     """
     The rows of the relations of these servers, as hashable tuples: metadata,
     tags, ports (each with one of its live addresses, or none), volumes and
-    the latest diagnostic of each server.
+    the latest diagnostic of each server; one query of each per 500 servers.
     """
-    metadata: list[Any] = []
-    tags: list[Any] = []
-    ports: list[Any] = []
-    volumes: list[Any] = []
-    diagnostics: list[Any] = []
-    portCols = ", ".join(f"p.{name}" for name in columns(Port).split(", "))
-    ipCols = ", ".join(f"i.{name}" for name in columns(IPAddress).split(", "))
+    parts: list[list[Any]] = [[], [], [], [], []]
     for start in range(0, len(serverIds), _CHUNK):
         chunk = tuple(serverIds[start : start + _CHUNK])
-        where = f"server_id IN ({_marks(len(chunk))})"
-        metadata += await tx.execute(
-            f"SELECT server_id, meta_key, meta_value FROM server_metadata WHERE {where} ORDER BY meta_key", chunk
-        )
-        tags += await tx.execute(f"SELECT server_id, tag FROM server_tags WHERE {where} ORDER BY tag", chunk)
-        ports += await tx.execute(
-            f"SELECT {portCols}, {ipCols} FROM ports p LEFT JOIN ips i ON i.port_id = p.id AND i.deleted = FALSE "
-            f"WHERE p.{where} ORDER BY p.id, i.id",
-            chunk,
-        )
-        volumes += await tx.execute(
-            f"SELECT server_id, id FROM volumes WHERE {where} AND deleted = FALSE ORDER BY idx, id", chunk
-        )
-        diagnostics += await tx.execute(
-            f"SELECT {columns(Diagnostic)} FROM diagnostics WHERE id IN "
-            f"(SELECT MAX(id) FROM diagnostics WHERE {where} GROUP BY server_id)",
-            chunk,
-        )
+        for part, rows in zip(parts, await _relationRowsWhere(tx, f"server_id IN ({_marks(len(chunk))})", chunk)):
+            part.extend(rows)
+    return tuple(tuple(part) for part in parts)
+
+
+async def _relationRowsWhere(tx: Any, where: str, params: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
+    """
+    L{_relationRows} of the servers that C{where} (a condition on
+    C{server_id} with C{params}) selects, one query each.
+    """
+    metadata = await tx.execute(
+        f"SELECT server_id, meta_key, meta_value FROM server_metadata WHERE {where} ORDER BY meta_key", params
+    )
+    tags = await tx.execute(f"SELECT server_id, tag FROM server_tags WHERE {where} ORDER BY tag", params)
+    ports = await tx.execute(
+        f"SELECT {_PORT_COLS}, {_IP_COLS} FROM ports p LEFT JOIN ips i ON i.port_id = p.id AND i.deleted = FALSE "
+        f"WHERE p.{where} ORDER BY p.id, i.id",
+        params,
+    )
+    volumes = await tx.execute(
+        f"SELECT server_id, id FROM volumes WHERE {where} AND deleted = FALSE ORDER BY idx, id", params
+    )
+    diagnostics = await tx.execute(
+        f"SELECT {columns(Diagnostic)} FROM diagnostics WHERE id IN "
+        f"(SELECT MAX(id) FROM diagnostics WHERE {where} GROUP BY server_id)",
+        params,
+    )
     return tuple(tuple(map(tuple, rows)) for rows in (metadata, tags, ports, volumes, diagnostics))
 
 
 def _buildRelations(serverIds: Sequence[int], rows: tuple[tuple[Any, ...], ...]) -> dict[int, ServerRelations]:
+    # rows of a server not in serverIds (made between two statements of a
+    # read committed transaction) are left out
     metadata, tags, ports, volumes, diagnostics = rows
     out = {i: ServerRelations() for i in serverIds}
     for serverId, key, value in metadata:
-        out[serverId].metadata[key] = value
+        if serverId in out:
+            out[serverId].metadata[key] = value
     for serverId, tag in tags:
-        out[serverId].tags.append(tag)
+        if serverId in out:
+            out[serverId].tags.append(tag)
     previous: tuple[Port, list[IPAddress]] | None = None
     for row in ports:
+        if row[_PORT_SERVER] not in out:
+            continue
         if previous is None or previous[0].id != row[0]:
             port = Port(*row[:_PORT_WIDTH])
             assert port.server_id is not None
@@ -147,13 +167,15 @@ def _buildRelations(serverIds: Sequence[int], rows: tuple[tuple[Any, ...], ...])
         if row[_PORT_WIDTH] is not None:
             previous[1].append(IPAddress(*row[_PORT_WIDTH:]))
     for serverId, volumeId in volumes:
-        out[serverId].volumeIds.append(volumeId)
+        if serverId in out:
+            out[serverId].volumeIds.append(volumeId)
     for row in diagnostics:
         diagnostic = Diagnostic(*row)
-        current = out[diagnostic.server_id]
-        out[diagnostic.server_id] = ServerRelations(
-            current.metadata, current.tags, current.ports, current.volumeIds, diagnostic
-        )
+        current = out.get(diagnostic.server_id)
+        if current is not None:
+            out[diagnostic.server_id] = ServerRelations(
+                current.metadata, current.tags, current.ports, current.volumeIds, diagnostic
+            )
     return out
 
 

@@ -163,6 +163,12 @@ class ServerStoreMixin(_Base):
         self.assertEqual(changed.relations()[one.id].metadata, {"k": "w"})
         self.patch(dbservers, "_CHUNK", 1)
         self.assertEqual((await lists.detailsForUser(self.user.uuid)).relations(), changed.relations())
+        await self.servers.update(two.id, deleted=True)
+        live = await lists.detailsForUser(self.user.uuid)
+        self.assertEqual(([s.id for s in live.servers()], set(live.relations())), ([one.id], {one.id}))
+        since = await lists.detailsForUser(self.user.uuid, one.created - timedelta(seconds=1))
+        self.assertEqual([s.id for s in since.servers()], [one.id, two.id])
+        self.assertEqual(since.relations()[two.id].tags, ["t"])
 
     async def test_params(self) -> None:
         """
