@@ -56,6 +56,8 @@ test: install harness lint typecheck trial
 
 bench: install services
 	$(PY) -m pip install -q -e '.[dev,bench]'
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  echo "wrk is not installed: bench/api.py loads the API with its Python client"
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

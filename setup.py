@@ -40,6 +40,8 @@ setup(
         "pyOpenSSL>=24",
         "autobahn>=24.4",
         "cryptography>=43",
+        # the API's JSON encoder (web/http.py dumps)
+        "orjson>=3.9",
     ],
     extras_require={
         "dev": [
@@ -51,6 +53,8 @@ setup(
             # real OpenStack clients against the API (tests/web/test_clients.py)
             "openstacksdk>=3",
             "python-novaclient>=18",
+            # a bounded fuzzing run against /openapi.json (tests/web/test_schemathesis.py)
+            "schemathesis>=4.0",
         ],
         # baselines measured beside our figures by bench/
         "bench": ["scapy>=2.5"],

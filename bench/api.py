@@ -1,29 +1,45 @@
 """
-API request rate and latency: C{GET /compute/v2.0/flavors/detail} and
-C{GET /compute/v2.0/flavors} (token checked against the database on every
-request, flavors read from it), beside a bare Klein JSON endpoint served
-the same way (same process, same kind of Site, no database) in the same run.
+API request rate and latency against the simulated cluster, each beside a
+bare Klein JSON endpoint served the same way (same process, same kind of
+Site, no database) in the same run:
 
-The server runs in a child process (SQLite file database, demo data seeded);
-this process drives it with CONNECTIONS keep-alive HTTP/1.1 connections,
-one thread each, for DURATION seconds per target.
+  - C{GET /compute/v2.0/flavors/detail} (FLAVORS flavors);
+  - C{GET /compute/v2.0/servers/detail} of a user with 100 servers and of
+    one with 1,000 (each server with a port, an IPv4 address, a volume and
+    two metadata items);
+  - C{POST /compute/v2.0/servers} (a server created per request: quota
+    commission, rows, a CreateInstance job on the simulated cluster);
+  - the bare endpoint, measured first and last (the ratios use the first).
+
+Every request is token-authenticated as a client does it (C{X-Auth-Token}).
+The API runs in a child process (one reactor, one core, as one API node
+worker) on SQLite (a file, the embedded default) or PostgreSQL (a fresh
+schema in the database of C{SNF_BENCH_PG_URL}, dropped at the end). The
+load comes from another process: C{wrk} when it is installed (Debian
+package C{wrk}), else a Python client of CONNECTIONS processes; each keeps
+one HTTP/1.1 connection alive and sends its next request when the last
+answer is read.
 
 Run from the repository root:
 
-    .venv/bin/python -m bench.api [--duration 5] [--connections 10] [--flavors 50]
+    .venv/bin/python -m bench.api [--db sqlite|postgresql|both] [--duration 5] [--connections 10]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
+import multiprocessing
+import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +47,95 @@ ROOT = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
     sys.path[0] = str(ROOT)
 
+DEFAULT_PG_URL = os.environ.get("SNF_BENCH_PG_URL", "postgresql://synnefo_test@127.0.0.1:5432/synnefo_bench")
+SERVER_COUNTS = (100, 1000)
+BIG_QUOTA = 1 << 60
 
-def serve(directory: str, flavors: int) -> None:
+# The figures of the original Synnefo 0.20 API on this kind of machine with
+# one worker (issue 4): GET /servers/detail of 100 servers, GET /flavors/detail.
+SYNNEFO_020 = {"servers100": 5.9, "flavors": 57.0}
+
+
+def withSearchPath(url: str, schema: str) -> str:
+    from urllib.parse import quote
+
+    return url + ("&" if "?" in url else "?") + "options=" + quote(f"-csearch_path={schema}")
+
+
+# -- the server process ----------------------------------------------------------------------------------
+
+
+async def seed(database: Any, flavors: int) -> dict[str, Any]:
     """
-    The server process: print one JSON line with the ports and a token, then serve.
+    A flavor set, a public image, a public network with a subnet, and one
+    user (with huge quotas) per entry of L{SERVER_COUNTS} owning that many
+    servers, plus a user for C{POST /servers}; their tokens.
+    """
+    from synnefo_twisted.db.repositories import (
+        BackendRepository,
+        FlavorRepository,
+        ImageRepository,
+        NetworkRepository,
+        PortRepository,
+        ProjectRepository,
+        QuotaRepository,
+        ServerRepository,
+        SubnetRepository,
+        UserRepository,
+    )
+    from synnefo_twisted.db.volumes import VolumeRepository
+    from web.seed import DEMO_IMAGE_ID, DEMO_QUOTAS, seedDemo
+
+    await seedDemo(database)
+    flavorRepo = FlavorRepository(database)
+    volumeType = (await flavorRepo.volumeTypes())[0]
+    for i in range(max(0, flavors - 3)):
+        await flavorRepo.create(16 + i, 512, 10, volumeType.id)
+    flavor = (await flavorRepo.list())[0]
+    image = await ImageRepository(database).get(DEMO_IMAGE_ID)
+    assert image is not None
+    backend = await BackendRepository(database).add("sim.bench.local", "http://simulated-cluster", simulated=True)
+    network = await NetworkRepository(database).create("public", "IP_LESS_ROUTED", public=True, link="br0")
+    subnet = await SubnetRepository(database).create(network.id, "10.0.0.0/16", 4, gateway="10.0.0.1")
+    users, projects, quotas = UserRepository(database), ProjectRepository(database), QuotaRepository(database)
+    servers, ports, volumes = ServerRepository(database), PortRepository(database), VolumeRepository(database)
+    tokens: dict[str, str] = {}
+    address = 2
+    for label, count in [*((f"servers{n}", n) for n in SERVER_COUNTS), ("create", 0)]:
+        user, token = await users.create(f"{label}@bench.example.org", label)
+        project = await projects.create(f"{label} base", ownerUUID=user.uuid, isBase=True, uuid=user.uuid)
+        await projects.addMember(project.id, user.id)
+        for resource in DEMO_QUOTAS:
+            await quotas.setLimit(project.id, resource, BIG_QUOTA)
+        tokens[label] = token
+        for i in range(count):
+            server = await servers.create(
+                f"{label}-{i}", user.uuid, flavor.id, image.id, project=user.uuid, backendId=backend.id
+            )
+            await servers.update(server.id, operstate="STARTED", task=None)
+            await servers.setMetadata(server.id, {"OS": "debian", "role": f"web{i % 7}"})
+            port = await ports.create(
+                network.id,
+                userid=user.uuid,
+                project=user.uuid,
+                serverId=server.id,
+                mac=f"aa:00:00:{address >> 16 & 255:02x}:{address >> 8 & 255:02x}:{address & 255:02x}",
+                state="ACTIVE",
+            )
+            ip = f"10.0.{address >> 8 & 255}.{address & 255}"
+            await ports.addIP(subnet.id, network.id, ip, 4, portId=port.id, userid=user.uuid)
+            await volumes.create(
+                user.uuid, volumeType.id, flavor.disk, project=user.uuid, serverId=server.id, idx=0, status="IN_USE"
+            )
+            address += 1
+    return {"tokens": tokens, "flavor": flavor.id, "image": image.id}
+
+
+def serve(databaseURL: str, flavors: int) -> None:
+    """
+    The server process: print one JSON line with the ports, tokens and
+    request parameters, then serve until SIGTERM (the database is stopped
+    before the reactor, so no thread outlives it).
     """
     from klein import Klein
     from twisted.internet.defer import Deferred
@@ -42,26 +143,34 @@ def serve(directory: str, flavors: int) -> None:
     from twisted.internet.task import react
     from twisted.web.server import Site
 
+    from synnefo_twisted.backends import BackendRegistry
     from synnefo_twisted.db import openDatabase
     from synnefo_twisted.db.migrations import migrate
-    from synnefo_twisted.db.repositories import FlavorRepository
+    from synnefo_twisted.logic import serverops
+    from synnefo_twisted.testing import InMemoryCluster
     from web.app import APIApplication
-    from web.seed import seedDemo
 
     class QuietSite(Site):
         def log(self, request: Any) -> None:
             pass
 
     async def main(reactor: Any) -> None:
-        database = openDatabase(f"sqlite:///{directory}/bench.db", reactor)
+        database = openDatabase(databaseURL, reactor)
         await database.startService()
+        reactor.addSystemEventTrigger("before", "shutdown", database.stopService)
         await migrate(database)
-        seeded = await seedDemo(database)
-        repo = FlavorRepository(database)
-        volumeType = (await repo.volumeTypes())[0]
-        for i in range(max(0, flavors - 3)):
-            await repo.create(16 + i, 512, 10, volumeType.id)
-        app = APIApplication(database, reactor, "http://127.0.0.1")
+        seeded = await seed(database, flavors)
+        sim = InMemoryCluster.create(reactor, defaultDuration=0.5)
+        reactor.addSystemEventTrigger("before", "shutdown", sim.queue.stop)
+        registry = BackendRegistry(database, "snf-", reactor, clientFactory=lambda r, b: sim.client)
+        base = "http://127.0.0.1"
+        app = APIApplication(
+            database,
+            reactor,
+            base,
+            backends=registry,
+            serverOptions=serverops.ServerOptions(vmapiURL=f"{base}/vmapi/v1.0/server-params", clock=reactor),
+        )
         bare = Klein()
 
         @bare.route("/bare")
@@ -71,93 +180,231 @@ def serve(directory: str, flavors: int) -> None:
 
         apiPort = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(QuietSite(app.resource()))
         barePort = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(QuietSite(bare.resource()))
-        line = {"api": apiPort.getHost().port, "bare": barePort.getHost().port, "token": seeded.token}
+        line = {"api": apiPort.getHost().port, "bare": barePort.getHost().port, **seeded}
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
-        await Deferred()  # serve until killed
+        await Deferred()  # serve until the reactor stops (SIGTERM)
 
     react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
 
-def load(port: int, path: str, token: str | None, connections: int, duration: float) -> dict[str, float]:
-    """
-    Requests/s and latency percentiles (ms) of GET path over keep-alive connections.
-    """
-    latencies: list[list[float]] = [[] for _ in range(connections)]
-    errors = [0]
-    start = threading.Event()
-    headers = {"X-Auth-Token": token} if token else {}
+# -- the load generators ------------------------------------------------------------------------------------
 
-    def worker(mine: list[float]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port)
-        start.wait()
-        deadline = time.perf_counter() + duration
-        while True:
-            began = time.perf_counter()
-            if began >= deadline:
-                break
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                errors[0] += 1
-            mine.append(time.perf_counter() - began)
-        conn.close()
+_WRK_SCRIPT = """
+wrk.method = os.getenv("BENCH_METHOD")
+local body = os.getenv("BENCH_BODY")
+if body ~= "" then wrk.body = body end
+wrk.headers["Content-Type"] = "application/json"
+local token = os.getenv("BENCH_TOKEN")
+if token ~= "" then wrk.headers["X-Auth-Token"] = token end
+local bad = 0
+response = function(status, headers, body)
+  if status >= 300 then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'BENCH {"n": %d, "seconds": %f, "p50": %f, "p99": %f, "errors": %d, "socket_errors": %d, "bad": %d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+    summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout, bad))
+end
+"""
 
-    threads = [threading.Thread(target=worker, args=(latencies[i],)) for i in range(connections)]
-    for t in threads:
-        t.start()
-    began = time.perf_counter()
-    start.set()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began
-    every = sorted(x for mine in latencies for x in mine)
-    if errors[0]:
-        raise SystemExit(f"{errors[0]} requests to {path} failed")
+
+def wrkLoad(
+    url: str, method: str, token: str | None, body: bytes | None, connections: int, duration: float
+) -> dict[str, float]:
+    """
+    Run wrk (one thread: the other core serves) and read its summary.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT)
+    try:
+        env = dict(os.environ, BENCH_METHOD=method, BENCH_TOKEN=token or "", BENCH_BODY=(body or b"").decode())
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s"]
+            + ["-s", script.name, url],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=duration + 60,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    summary = json.loads(next(line for line in out.splitlines() if line.startswith("BENCH "))[6:])
+    if summary["errors"] or summary["socket_errors"] or summary["bad"]:
+        raise SystemExit(f"{method} {url}: {summary}")
+    return {"rps": summary["n"] / summary["seconds"], "p50": summary["p50"], "p99": summary["p99"], "n": summary["n"]}
+
+
+def _client(port: int, method: str, path: str, headers: dict[str, str], body: bytes | None, until: float) -> Any:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    latencies: list[float] = []
+    bad = 0
+    while time.time() < until:
+        began = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status >= 300:
+            bad += 1
+        latencies.append(time.perf_counter() - began)
+    conn.close()
+    return latencies, bad
+
+
+def pythonLoad(
+    port: int, method: str, path: str, token: str | None, body: bytes | None, connections: int, duration: float
+) -> dict[str, float]:
+    """
+    CONNECTIONS client processes, one keep-alive connection each.
+    """
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["X-Auth-Token"] = token
+    start = time.time() + 0.5
+    with multiprocessing.get_context("spawn").Pool(connections) as pool:
+        waiting = [
+            pool.apply_async(_client, (port, method, path, headers, body, start + duration)) for _ in range(connections)
+        ]
+        results = [w.get(timeout=duration + 60) for w in waiting]
+    every = sorted(x for latencies, _ in results for x in latencies)
+    if sum(bad for _, bad in results):
+        raise SystemExit(f"{sum(bad for _, bad in results)} requests {method} {path} failed")
     return {
-        "rps": len(every) / elapsed,
+        "rps": len(every) / duration,
         "p50": statistics.median(every) * 1000,
-        "p99": every[int(len(every) * 0.99) - 1] * 1000,
+        "p99": every[max(0, int(len(every) * 0.99) - 1)] * 1000,
         "n": len(every),
     }
 
 
-def main() -> None:
+def load(
+    port: int, method: str, path: str, token: str | None, body: bytes | None, connections: int, duration: float
+) -> dict[str, float]:
+    if shutil.which("wrk"):
+        return wrkLoad(f"http://127.0.0.1:{port}{path}", method, token, body, connections, duration)
+    return pythonLoad(port, method, path, token, body, connections, duration)
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+
+def measure(databaseURL: str, label: str, options: argparse.Namespace) -> list[dict[str, Any]]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.api", "--serve", databaseURL, "--flavors", str(options.flavors)],
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    rows: list[dict[str, Any]] = []
+    try:
+        assert server.stdout is not None
+        info = json.loads(server.stdout.readline())
+        tokens = info["tokens"]
+        create = json.dumps(
+            {"server": {"name": "bench", "imageRef": info["image"], "flavorRef": info["flavor"], "networks": []}}
+        ).encode()
+        targets: list[tuple[str, int, str, str, str | None, bytes | None, str | None]] = [
+            ("bare Klein JSON endpoint", info["bare"], "GET", "/bare", None, None, None),
+            (
+                "GET /flavors/detail",
+                info["api"],
+                "GET",
+                "/compute/v2.0/flavors/detail",
+                tokens["create"],
+                None,
+                "flavors",
+            ),
+        ]
+        for n in SERVER_COUNTS:
+            targets.append(
+                (
+                    f"GET /servers/detail ({n})",
+                    info["api"],
+                    "GET",
+                    "/compute/v2.0/servers/detail",
+                    tokens[f"servers{n}"],
+                    None,
+                    f"servers{n}",
+                )
+            )
+        targets.append(("POST /servers", info["api"], "POST", "/compute/v2.0/servers", tokens["create"], create, None))
+        targets.append(("bare Klein JSON endpoint (again)", info["bare"], "GET", "/bare", None, None, None))
+        for _name, port, method, path, token, body, _ in targets[:4]:  # warm up
+            load(port, method, path, token, body, options.connections, 1)
+        base: dict[str, float] | None = None
+        for name, port, method, path, token, body, original in targets:
+            result = load(port, method, path, token, body, options.connections, options.duration)
+            if base is None:
+                base = result
+            row = {"db": label, "target": name, **result, "ratio": result["rps"] / base["rps"]}
+            if original is not None and original in SYNNEFO_020:
+                row["vs_synnefo"] = result["rps"] / SYNNEFO_020[original]
+            rows.append(row)
+            print(
+                f"  {label:<10} {name:<34} {result['rps']:7.0f} req/s  p50 {result['p50']:6.2f} ms"
+                f"  p99 {result['p99']:6.2f} ms  ratio to bare {row['ratio']:.2f}"
+                + (f"  x{row['vs_synnefo']:.0f} Synnefo 0.20" if "vs_synnefo" in row else ""),
+                flush=True,
+            )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            raise SystemExit("the API process did not stop on SIGTERM") from None
+    return rows
+
+
+def run(options: argparse.Namespace) -> list[dict[str, Any]]:
+    generator = "wrk" if shutil.which("wrk") else "a Python client"
+    print(
+        f"{options.connections} connections ({generator}), {options.duration:.0f} s per target,"
+        f" {options.flavors} flavors, servers with 1 port, 1 IPv4, 1 volume, 2 metadata items"
+    )
+    rows: list[dict[str, Any]] = []
+    if options.db in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as directory:
+            rows += measure(f"sqlite:///{directory}/bench.db", "sqlite", options)
+    if options.db in ("postgresql", "both"):
+        import psycopg2
+
+        schema = "snf_bench_api_" + uuid.uuid4().hex[:8]
+        conn = psycopg2.connect(options.pg_url)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE SCHEMA {schema}")
+            rows += measure(withSearchPath(options.pg_url, schema), "postgresql", options)
+        finally:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.close()
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per target")
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--flavors", type=int, default=50, help="flavors in the database")
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL database (a schema is made and dropped)")
+    parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     if options.serve:
         serve(options.serve, options.flavors)
         return
-    with tempfile.TemporaryDirectory() as directory:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "bench.api", "--serve", directory, "--flavors", str(options.flavors)],
-            cwd=str(ROOT),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None
-            info = json.loads(server.stdout.readline())
-            load(info["bare"], "/bare", None, options.connections, 0.5)  # warm up
-            print(f"{options.connections} connections, {options.duration:.0f} s per target, {options.flavors} flavors")
-            base = load(info["bare"], "/bare", None, options.connections, options.duration)
-            print(
-                f"  bare Klein JSON endpoint   {base['rps']:7.0f} req/s  p50 {base['p50']:6.2f} ms  p99 {base['p99']:6.2f} ms"
-            )
-            for path in ("/compute/v2.0/flavors/detail", "/compute/v2.0/flavors"):
-                ours = load(info["api"], path, info["token"], options.connections, options.duration)
-                print(
-                    f"  GET {path:<28} {ours['rps']:7.0f} req/s  p50 {ours['p50']:6.2f} ms  p99 {ours['p99']:6.2f} ms"
-                    f"  (ratio to bare {ours['rps'] / base['rps']:.2f})"
-                )
-        finally:
-            server.terminate()
-            server.wait()
+    rows = run(options)
+    if options.json:
+        Path(options.json).write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ from synnefo_twisted.db.repositories import (
 from synnefo_twisted.logic.imageops import ImageRegistry
 from synnefo_twisted.logic.images import Caller, ImageRequestError
 from web.faults import BadRequest, Conflict, Forbidden, ItemNotFound, NotImplementedFault
-from web.http import Reply, attribute, isoformat, paginate, queryArg, readJSON
+from web.http import Reply, attribute, dumps, isoformat, paginate, queryArg, readJSON
 from web.image import fault as image_fault
+from web.memo import RenderedMemo
 from web.routing import Router
 
 VERSIONS = ("v2.0", "v2.1")
@@ -123,6 +124,7 @@ class ComputeAPI:
         self._base = baseURL.rstrip("/")
         self._allowKeyGeneration = allowKeyGeneration
         self._imageRegistry = imageRegistry
+        self._memo = RenderedMemo()
 
     def register(self, router: Router) -> None:
         tag = "compute"
@@ -212,17 +214,27 @@ class ComputeAPI:
 
     # -- flavors ---------------------------------------------------------------------------
 
-    async def _visibleFlavors(self, request: IRequest, user: User) -> list[Flavor]:
-        flavors = [f for f in await self._flavors.list() if f.public or user.isAdmin]
+    async def _flavorList(self, request: IRequest, user: User, v: str, detail: bool) -> Reply:
+        params = tuple(queryArg(request, name) for name in ("SNF:is_public", "marker", "limit"))
+        rows = await self._flavors.listWithTemplates()
+        key = ("flavors", v, detail, user.isAdmin, params, rows.fingerprint)
+        body = self._memo.get(key)
+        if body is None:
+            body = dumps(self._flavorDocument(request, user, v, detail, rows.flavors()))
+            self._memo.put(key, body)
+        return Reply(200, body)
+
+    def _flavorDocument(
+        self, request: IRequest, user: User, v: str, detail: bool, found: list[tuple[Flavor, str]]
+    ) -> dict[str, Any]:
+        visible = [(f, template) for f, template in found if f.public or user.isAdmin]
         public = queryArg(request, "SNF:is_public")
         if public is not None:
             wanted = _parseBool(public, "SNF:is_public")
-            flavors = [f for f in flavors if f.public == wanted]
-        return flavors
-
-    async def _flavorList(self, request: IRequest, user: User, v: str, detail: bool) -> dict[str, Any]:
-        flavors, more = paginate(request, await self._visibleFlavors(request, user), lambda f: f.id)
-        templates = {t.id: t.disk_template for t in await self._flavors.volumeTypes()} if detail else {}
+            visible = [(f, template) for f, template in visible if f.public == wanted]
+        page, more = paginate(request, visible, lambda pair: pair[0].id)
+        templates = {f.volume_type_id: template for f, template in page} if detail else {}
+        flavors = [f for f, _ in page]
         items = [self._flavor(v, f, templates, detail) for f in flavors]
         document: dict[str, Any] = {"flavors": items}
         links = self._nextLinks(request, v, "flavors/detail" if detail else "flavors", flavors, more)

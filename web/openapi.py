@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from web.routing import Route
+from web.routing import MAX_ID, Route
 
 _PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
 
@@ -36,7 +36,11 @@ def _operation(route: Route) -> dict[str, Any]:
             "name": m.group(2),
             "in": "path",
             "required": True,
-            "schema": {"type": "integer", "minimum": 0} if m.group(1) == "int" else {"type": "string"},
+            "schema": (
+                {"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_ID}
+                if m.group(1) == "int"
+                else {"type": "string"}
+            ),
         }
         for m in _PARAM.finditer(route.path)
     ]

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import IntegerConverter, Map
 
 from web.auth import Authenticator, requireAdmin
 from web.faults import Fault, InternalServerError, ItemNotFound, NotAllowed
@@ -32,6 +33,18 @@ from web.http import Reply, dumps, setCommonHeaders
 log = Logger()
 
 AUTH_KINDS = ("none", "user", "admin")
+
+# The largest id a database column holds (BIGINT): larger ids in URLs match no route (404), never reach a query.
+MAX_ID = (1 << 63) - 1
+
+
+class IdConverter(IntegerConverter):
+    """
+    C{<int:name>}: a non-negative integer of at most L{MAX_ID}.
+    """
+
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = 0, max: int | None = MAX_ID) -> None:
+        super().__init__(map, fixed_digits, min, max)
 
 
 @attrs.frozen
@@ -54,6 +67,7 @@ class Router:
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.app = Klein()
+        self.app.url_map.converters["int"] = IdConverter
         self.routes: list[Route] = []
         self._authenticator = authenticator
         self.app.handle_errors(Exception)(self._failed)

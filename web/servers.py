@@ -55,7 +55,8 @@ from web.faults import (
     OverLimit,
     ServiceUnavailable,
 )
-from web.http import Reply, attribute, paginate, queryArg, readJSON
+from web.http import Reply, attribute, dumps, paginate, queryArg, readJSON
+from web.memo import RenderedMemo
 from web.routing import Router
 
 log = Logger()
@@ -176,6 +177,7 @@ class ServersAPI:
         self._passwords = ServerPasswordRepository(database)
         self._params = ServerParamsRepository(database)
         self._tags = ServerTagRepository(database)
+        self._memo = RenderedMemo()
 
     @property
     def broker(self) -> Any:
@@ -251,29 +253,51 @@ class ServersAPI:
 
     # -- list, show ----------------------------------------------------------------------------------
 
-    async def _list(self, request: IRequest, user: User, v: str, detail: bool) -> dict[str, Any]:
+    async def _list(self, request: IRequest, user: User, v: str, detail: bool) -> dict[str, Any] | Reply:
         raw = queryArg(request, "changes-since")
         since = None if raw is None else parseChangesSince(raw, self.now(), self._pollLimit)
-        found = await self._lists.listForUser(user.uuid, since)
+        links = self._links(v)
+        if not detail:
+            found = await self._lists.listForUser(user.uuid, since)
+            if since is not None and not found:
+                raise NotModified()
+            servers, more = paginate(request, found, lambda s: s.id)
+            items = [serverviews.serverSummary(s, links) for s in servers]
+            return self._listDocument(request, v, "servers", items, servers, more)
+        rows = await self._lists.detailsForUser(user.uuid, since)
+        # the plain listing (no changes-since, limit or marker) is a function of the rows alone
+        key = None
+        if since is None and queryArg(request, "limit") is None and queryArg(request, "marker") is None:
+            key = ("servers/detail", v, rows.fingerprint)
+            body = self._memo.get(key)
+            if body is not None:
+                return Reply(200, body)
+        found = rows.servers()
         if since is not None and not found:
             raise NotModified()
         servers, more = paginate(request, found, lambda s: s.id)
-        links = self._links(v)
-        if detail:
-            extras = await self._extras(servers)
-            items = [serverviews.serverDetail(s, links, extras[s.id]) for s in servers]
-        else:
-            items = [serverviews.serverSummary(s, links) for s in servers]
+        extras = serverops.extrasFromRelations(rows.relations(), self._fqdn)
+        items = [serverviews.serverDetail(s, links, extras[s.id]) for s in servers]
+        document = self._listDocument(request, v, "servers/detail", items, servers, more)
+        if key is None:
+            return document
+        body = dumps(document)
+        self._memo.put(key, body)
+        return Reply(200, body)
+
+    def _listDocument(
+        self, request: IRequest, v: str, path: str, items: list[dict[str, Any]], servers: Sequence[Server], more: bool
+    ) -> dict[str, Any]:
         document: dict[str, Any] = {"servers": items}
-        nextLinks = self._nextLinks(request, v, "servers/detail" if detail else "servers", servers, more)
+        nextLinks = self._nextLinks(request, v, path, servers, more)
         if nextLinks:
             document["servers_links"] = nextLinks
         return document
 
-    def listServers(self, request: IRequest, user: User, v: str) -> Awaitable[dict[str, Any]]:
+    def listServers(self, request: IRequest, user: User, v: str) -> Awaitable[dict[str, Any] | Reply]:
         return self._list(request, user, v, detail=False)
 
-    def listServersDetail(self, request: IRequest, user: User, v: str) -> Awaitable[dict[str, Any]]:
+    def listServersDetail(self, request: IRequest, user: User, v: str) -> Awaitable[dict[str, Any] | Reply]:
         return self._list(request, user, v, detail=True)
 
     async def _detail(self, server: Server, v: str) -> dict[str, Any]:

@@ -108,6 +108,32 @@ class InFlight:
         return dl.addCallback(lambda _: None)
 
 
+def shield(d: Deferred[T], what: str) -> Deferred[T]:
+    """
+    A Deferred with C{d}'s result that can be cancelled without cancelling
+    C{d}: a database call, once made, runs to its end (a transaction
+    commits or rolls back by itself) even when its caller gives up, say
+    because the HTTP client went away; the caller then gets
+    L{twisted.internet.defer.CancelledError} at once. A failure of C{d}
+    after its caller gave up is logged, never dropped.
+
+    @param what: the kind of call, for the log.
+    """
+    out: Deferred[T] = Deferred()
+
+    def forward(result: object) -> None:
+        if not out.called:
+            if isinstance(result, Failure):
+                out.errback(result)
+            else:
+                out.callback(result)  # type: ignore[arg-type]
+        elif isinstance(result, Failure):
+            log.failure("database {what} failed after its caller cancelled it", result, what=what)
+
+    d.addBoth(forward)
+    return out
+
+
 def _logCallbackFailure(f: Failure, channel: str) -> None:
     log.failure("notification callback for {channel} failed", f, channel=channel)
 

@@ -31,7 +31,7 @@ from twisted.python.failure import Failure
 from txpostgres import reconnection, txpostgres
 from zope.interface import implementer
 
-from synnefo_twisted.db._common import InFlight, Listeners, QueryMetrics
+from synnefo_twisted.db._common import InFlight, Listeners, QueryMetrics, shield
 from synnefo_twisted.db._sql import DatabaseUnavailableError, IntegrityError, checkNotification
 from synnefo_twisted.health import Health
 from synnefo_twisted.interfaces import IDatabase, IHealthReporter, ITransaction
@@ -586,7 +586,7 @@ class PostgresDatabase(Service):
     def _call(self, kind: str, method: Callable[..., Deferred[Any]], *args: Any) -> Deferred[Any]:
         if not self._accepting or self._pool is None:
             return fail(DatabaseUnavailableError(f"the database service for {self.where} is not running"))
-        return self._inflight.track(self._metrics.measure(kind, method(*args).addErrback(_translate)))
+        return shield(self._inflight.track(self._metrics.measure(kind, method(*args).addErrback(_translate))), kind)
 
     def runQuery(self, sql: str, params: object = ()) -> Deferred[Rows]:
         assert self._pool is not None or not self._accepting

@@ -53,64 +53,150 @@ class ServerListRepository(_Repository):
         The user's servers in id order: the live ones, or with C{since}
         every one (deleted included) updated at or after it.
         """
-        if since is None:
-            return self._many(
-                Server, f"SELECT {self._cols} FROM servers WHERE userid = %s AND deleted = FALSE ORDER BY id", (userid,)
-            )
-        return self._many(
-            Server,
-            f"SELECT {self._cols} FROM servers WHERE userid = %s AND updated >= %s ORDER BY id",
-            (userid, since),
-        )
+        return self._listRows(userid, since).addCallback(lambda rows: [Server(*row) for row in rows])
 
     def relations(self, serverIds: Sequence[int]) -> Deferred[dict[int, ServerRelations]]:
         """
         L{ServerRelations} of each server, read in one transaction with a
         fixed number of queries per 500 servers, whatever their count.
         """
-        return self._atomic(_loadRelations, list(serverIds))
+        ids = list(serverIds)
+
+        async def load(tx: Any) -> dict[int, ServerRelations]:
+            return _buildRelations(ids, await _relationRows(tx, ids))
+
+        return self._atomic(load)
+
+    def detailsForUser(self, userid: str, since: datetime | None = None) -> Deferred[ServerDetailRows]:
+        """
+        L{listForUser} and the L{relations} of those servers, read in one
+        transaction with six queries whatever their count (the relations
+        select the servers by user, not by a list of ids), as
+        L{ServerDetailRows}.
+        """
+        params: tuple[Any, ...]
+        if since is None:
+            which, params = "userid = %s AND deleted = FALSE", (userid,)
+        else:
+            which, params = "userid = %s AND updated >= %s", (userid, since)
+
+        async def load(tx: Any) -> ServerDetailRows:
+            rows = await tx.execute(f"SELECT {self._cols} FROM servers WHERE {which} ORDER BY id", params)
+            servers = tuple(map(tuple, rows))
+            where = f"server_id IN (SELECT id FROM servers WHERE {which})"
+            related = await _relationRowsWhere(tx, where, params)
+            return ServerDetailRows((servers, related))
+
+        return self._atomic(load)
+
+    def _listRows(self, userid: str, since: datetime | None) -> Deferred[Any]:
+        if since is None:
+            return self._query(
+                f"SELECT {self._cols} FROM servers WHERE userid = %s AND deleted = FALSE ORDER BY id", (userid,)
+            )
+        return self._query(
+            f"SELECT {self._cols} FROM servers WHERE userid = %s AND updated >= %s ORDER BY id", (userid, since)
+        )
 
 
-async def _loadRelations(tx: Any, serverIds: list[int]) -> dict[int, ServerRelations]:
-    out = {i: ServerRelations() for i in serverIds}
-    diagnostics: dict[int, Diagnostic] = {}
-    portsById: dict[int, tuple[Port, list[IPAddress]]] = {}
+_PORT_WIDTH = len(columns(Port).split(", "))
+_PORT_SERVER = columns(Port).split(", ").index("server_id")
+_PORT_COLS = ", ".join(f"p.{name}" for name in columns(Port).split(", "))
+_IP_COLS = ", ".join(f"i.{name}" for name in columns(IPAddress).split(", "))
+
+
+async def _relationRows(tx: Any, serverIds: list[int]) -> tuple[tuple[Any, ...], ...]:
+    """
+    The rows of the relations of these servers, as hashable tuples: metadata,
+    tags, ports (each with one of its live addresses, or none), volumes and
+    the latest diagnostic of each server; one query of each per 500 servers.
+    """
+    parts: list[list[Any]] = [[], [], [], [], []]
     for start in range(0, len(serverIds), _CHUNK):
         chunk = tuple(serverIds[start : start + _CHUNK])
-        where = f"server_id IN ({_marks(len(chunk))})"
-        for serverId, key, value in await tx.execute(
-            f"SELECT server_id, meta_key, meta_value FROM server_metadata WHERE {where} ORDER BY meta_key", chunk
-        ):
+        for part, rows in zip(parts, await _relationRowsWhere(tx, f"server_id IN ({_marks(len(chunk))})", chunk)):
+            part.extend(rows)
+    return tuple(tuple(part) for part in parts)
+
+
+async def _relationRowsWhere(tx: Any, where: str, params: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
+    """
+    L{_relationRows} of the servers that C{where} (a condition on
+    C{server_id} with C{params}) selects, one query each.
+    """
+    metadata = await tx.execute(
+        f"SELECT server_id, meta_key, meta_value FROM server_metadata WHERE {where} ORDER BY meta_key", params
+    )
+    tags = await tx.execute(f"SELECT server_id, tag FROM server_tags WHERE {where} ORDER BY tag", params)
+    ports = await tx.execute(
+        f"SELECT {_PORT_COLS}, {_IP_COLS} FROM ports p LEFT JOIN ips i ON i.port_id = p.id AND i.deleted = FALSE "
+        f"WHERE p.{where} ORDER BY p.id, i.id",
+        params,
+    )
+    volumes = await tx.execute(
+        f"SELECT server_id, id FROM volumes WHERE {where} AND deleted = FALSE ORDER BY idx, id", params
+    )
+    diagnostics = await tx.execute(
+        f"SELECT {columns(Diagnostic)} FROM diagnostics WHERE id IN "
+        f"(SELECT MAX(id) FROM diagnostics WHERE {where} GROUP BY server_id)",
+        params,
+    )
+    return tuple(tuple(map(tuple, rows)) for rows in (metadata, tags, ports, volumes, diagnostics))
+
+
+def _buildRelations(serverIds: Sequence[int], rows: tuple[tuple[Any, ...], ...]) -> dict[int, ServerRelations]:
+    # rows of a server not in serverIds (made between two statements of a
+    # read committed transaction) are left out
+    metadata, tags, ports, volumes, diagnostics = rows
+    out = {i: ServerRelations() for i in serverIds}
+    for serverId, key, value in metadata:
+        if serverId in out:
             out[serverId].metadata[key] = value
-        for serverId, tag in await tx.execute(
-            f"SELECT server_id, tag FROM server_tags WHERE {where} ORDER BY tag", chunk
-        ):
+    for serverId, tag in tags:
+        if serverId in out:
             out[serverId].tags.append(tag)
-        for row in await tx.execute(f"SELECT {columns(Port)} FROM ports WHERE {where} ORDER BY id", chunk):
-            port = Port(*row)
+    previous: tuple[Port, list[IPAddress]] | None = None
+    for row in ports:
+        if row[_PORT_SERVER] not in out:
+            continue
+        if previous is None or previous[0].id != row[0]:
+            port = Port(*row[:_PORT_WIDTH])
             assert port.server_id is not None
-            entry: tuple[Port, list[IPAddress]] = (port, [])
-            portsById[port.id] = entry
-            out[port.server_id].ports.append(entry)
-        for serverId, volumeId in await tx.execute(
-            f"SELECT server_id, id FROM volumes WHERE {where} AND deleted = FALSE ORDER BY idx, id", chunk
-        ):
+            previous = (port, [])
+            out[port.server_id].ports.append(previous)
+        if row[_PORT_WIDTH] is not None:
+            previous[1].append(IPAddress(*row[_PORT_WIDTH:]))
+    for serverId, volumeId in volumes:
+        if serverId in out:
             out[serverId].volumeIds.append(volumeId)
-        for row in await tx.execute(f"SELECT {columns(Diagnostic)} FROM diagnostics WHERE {where} ORDER BY id", chunk):
-            diagnostic = Diagnostic(*row)
-            diagnostics[diagnostic.server_id] = diagnostic
-    portIds = list(portsById)
-    for start in range(0, len(portIds), _CHUNK):
-        chunk = tuple(portIds[start : start + _CHUNK])
-        for row in await tx.execute(
-            f"SELECT {columns(IPAddress)} FROM ips WHERE port_id IN ({_marks(len(chunk))}) AND deleted = FALSE "
-            "ORDER BY id",
-            chunk,
-        ):
-            ip = IPAddress(*row)
-            assert ip.port_id is not None
-            portsById[ip.port_id][1].append(ip)
-    return {i: attrs.evolve(r, diagnostic=diagnostics.get(i)) for i, r in out.items()}
+    for row in diagnostics:
+        diagnostic = Diagnostic(*row)
+        current = out.get(diagnostic.server_id)
+        if current is not None:
+            out[diagnostic.server_id] = ServerRelations(
+                current.metadata, current.tags, current.ports, current.volumeIds, diagnostic
+            )
+    return out
+
+
+@attrs.frozen(eq=False)
+class ServerDetailRows:
+    """
+    A user's servers and the relations their detailed views show, as read
+    in one transaction (L{ServerListRepository.detailsForUser}).
+
+    @ivar fingerprint: an opaque hashable value, equal for two reads that
+        found the same rows: what is computed from the rows alone can be
+        reused while it is unchanged.
+    """
+
+    fingerprint: tuple[Any, ...]
+
+    def servers(self) -> list[Server]:
+        return [Server(*row) for row in self.fingerprint[0]]
+
+    def relations(self) -> dict[int, ServerRelations]:
+        return _buildRelations([row[0] for row in self.fingerprint[0]], self.fingerprint[1])
 
 
 class ServerParamsRepository(_Repository):

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from synnefo_twisted.db._common import InFlight, Listeners, QueryMetrics
+from synnefo_twisted.db._common import InFlight, Listeners, QueryMetrics, shield
 from synnefo_twisted.db._sql import (
     DatabaseUnavailableError,
     IntegrityError,
@@ -228,11 +228,11 @@ class SQLiteDatabase(Service):
             raise DatabaseUnavailableError("the database service is not running")
 
     def runQuery(self, sql: str, params: object = ()) -> Deferred[list[tuple[Any, ...]]]:
-        return self._metrics.measure("query", self._single(sql, params))
+        return shield(self._metrics.measure("query", self._single(sql, params)), "query")
 
     def runOperation(self, sql: str, params: object = ()) -> Deferred[None]:
         d = self._single(sql, params)
-        return self._metrics.measure("operation", d.addCallback(lambda _: None))
+        return shield(self._metrics.measure("operation", d.addCallback(lambda _: None)), "operation")
 
     def _single(self, sql: str, params: object) -> Deferred[list[tuple[Any, ...]]]:
         """
@@ -247,7 +247,7 @@ class SQLiteDatabase(Service):
         return self._inflight.track(d)
 
     def runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        return self._metrics.measure("interaction", self._run(interaction, *args, **kwargs))
+        return shield(self._metrics.measure("interaction", self._run(interaction, *args, **kwargs)), "interaction")
 
     def _run(self, interaction: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
         try:

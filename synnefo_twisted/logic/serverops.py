@@ -56,7 +56,12 @@ from synnefo_twisted.db.repositories import (
     ServerRepository,
     UserRepository,
 )
-from synnefo_twisted.db.servers import ServerListRepository, ServerParamsRepository, ServerPasswordRepository
+from synnefo_twisted.db.servers import (
+    ServerListRepository,
+    ServerParamsRepository,
+    ServerPasswordRepository,
+    ServerRelations,
+)
 from synnefo_twisted.db.volumes import VolumeRepository
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.ganeti.errors import GanetiError, RapiNotFound, RapiServerError
@@ -819,10 +824,13 @@ def runAction(
 # -- what the server views show -----------------------------------------------------------------
 
 
-async def _loadExtras(
-    db: Any, serverIds: Sequence[int], fqdnTemplate: str | None
+def extrasFromRelations(
+    relations: Mapping[int, ServerRelations], fqdnTemplate: str | None
 ) -> dict[int, serverviews.ServerExtras]:
-    relations = await ServerListRepository(db).relations(serverIds)
+    """
+    The L{serverviews.ServerExtras} of servers from their relations and
+    the FQDN template (such as C{snf-{id}.vm.example.org}).
+    """
     return {
         i: serverviews.ServerExtras(
             metadata=r.metadata,
@@ -834,6 +842,12 @@ async def _loadExtras(
         )
         for i, r in relations.items()
     }
+
+
+async def _loadExtras(
+    db: Any, serverIds: Sequence[int], fqdnTemplate: str | None
+) -> dict[int, serverviews.ServerExtras]:
+    return extrasFromRelations(await ServerListRepository(db).relations(serverIds), fqdnTemplate)
 
 
 def serverExtras(

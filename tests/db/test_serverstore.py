@@ -16,7 +16,14 @@ from twisted.trial.unittest import TestCase
 from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db import servers as dbservers
 from synnefo_twisted.db.migrations import migrate
-from synnefo_twisted.db.repositories import FlavorRepository, ServerRepository, UserRepository
+from synnefo_twisted.db.repositories import (
+    FlavorRepository,
+    NetworkRepository,
+    PortRepository,
+    ServerRepository,
+    SubnetRepository,
+    UserRepository,
+)
 from synnefo_twisted.db.servers import (
     ServerListRepository,
     ServerParamsRepository,
@@ -111,6 +118,57 @@ class ServerStoreMixin(_Base):
         self.assertEqual(found[two.id], dbservers.ServerRelations())
         self.patch(dbservers, "_CHUNK", 1)
         self.assertEqual(await lists.relations([one.id, two.id]), found)
+
+    async def test_detailsForUser(self) -> None:
+        """
+        The details read hold the user's live servers and their relations (each port with its live addresses);
+        the fingerprint is equal for an unchanged read and differs once a related row changes.
+        """
+        one, two = await self.server("1"), await self.server("2")
+        await self.server("theirs", self.other)
+        await self.servers.setMetadata(one.id, {"k": "v"})
+        await self.servers.addTag(two.id, "t")
+        await self.servers.addDiagnostic(one.id, "s", "INFO", "old")
+        await self.servers.addDiagnostic(one.id, "s", "INFO", "new")
+        network = await NetworkRepository(self.db).create("net", "IP_LESS_ROUTED")
+        subnet = await SubnetRepository(self.db).create(network.id, "10.0.0.0/24", 4)
+        ports = PortRepository(self.db)
+        port = await ports.create(network.id, serverId=one.id, state="ACTIVE")
+        bare = await ports.create(network.id, serverId=one.id)
+        first = await ports.addIP(subnet.id, network.id, "10.0.0.2", 4, portId=port.id)
+        second = await ports.addIP(subnet.id, network.id, "10.0.0.3", 4, portId=port.id)
+        gone = await ports.addIP(subnet.id, network.id, "10.0.0.4", 4, portId=port.id)
+        await ports.releaseIP(gone.id)
+        lists = ServerListRepository(self.db)
+        rows = await lists.detailsForUser(self.user.uuid)
+        self.assertEqual([s.id for s in rows.servers()], [one.id, two.id])
+        self.assertEqual(rows.servers(), await lists.listForUser(self.user.uuid))
+        relations = rows.relations()
+        self.assertEqual(relations, await lists.relations([one.id, two.id]))
+        self.assertEqual(
+            [(p.id, [ip.id for ip in ips]) for p, ips in relations[one.id].ports],
+            [
+                (port.id, [first.id, second.id]),
+                (bare.id, []),
+            ],
+        )
+        self.assertEqual(relations[one.id].diagnostic.message, "new")  # type: ignore[union-attr]
+        self.assertEqual((relations[two.id].tags, relations[two.id].metadata), (["t"], {}))
+        again = await lists.detailsForUser(self.user.uuid)
+        self.assertEqual(hash(again.fingerprint), hash(rows.fingerprint))
+        self.assertEqual(again.fingerprint, rows.fingerprint)
+        await self.servers.setMetadata(one.id, {"k": "w"})
+        changed = await lists.detailsForUser(self.user.uuid)
+        self.assertNotEqual(changed.fingerprint, rows.fingerprint)
+        self.assertEqual(changed.relations()[one.id].metadata, {"k": "w"})
+        self.patch(dbservers, "_CHUNK", 1)
+        self.assertEqual((await lists.detailsForUser(self.user.uuid)).relations(), changed.relations())
+        await self.servers.update(two.id, deleted=True)
+        live = await lists.detailsForUser(self.user.uuid)
+        self.assertEqual(([s.id for s in live.servers()], set(live.relations())), ([one.id], {one.id}))
+        since = await lists.detailsForUser(self.user.uuid, one.created - timedelta(seconds=1))
+        self.assertEqual([s.id for s in since.servers()], [one.id, two.id])
+        self.assertEqual(since.relations()[two.id].tags, ["t"])
 
     async def test_params(self) -> None:
         """

@@ -15,7 +15,16 @@ from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.migrations import migrate
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
-from tests.web import test_auth, test_compute, test_identity, test_image, test_network, test_openapi, test_servers
+from tests.web import (
+    test_auth,
+    test_compute,
+    test_identity,
+    test_image,
+    test_network,
+    test_openapi,
+    test_schemathesis,
+    test_servers,
+)
 
 
 class PostgresMixin(SchemaMixin):
@@ -88,6 +97,12 @@ class ServerCreateTests(PostgresMixin, test_servers.CreateTests):
 class ServerReadTests(PostgresMixin, test_servers.ReadTests):
     """
     Server listing (changes-since, pagination) and views on PostgreSQL.
+    """
+
+
+class ServerDetailListingTests(PostgresMixin, test_servers.DetailListingTests):
+    """
+    Detailed server listings follow changes on PostgreSQL.
     """
 
 
@@ -176,4 +191,10 @@ class ServerNetworkTests(PostgresMixin, test_network.ServerNetworkTests):
 class NetworkReassignTests(PostgresMixin, test_network.ReassignTests):
     """
     Reassigning networks and floating IPs (quota moves) on PostgreSQL.
+    """
+
+
+class SchemathesisTests(PostgresMixin, test_schemathesis.SchemathesisTests):
+    """
+    The bounded schemathesis run on PostgreSQL (its types, encodings and limits differ from SQLite's).
     """

@@ -105,6 +105,24 @@ class FlavorTests(APITestCase):
             reply = await self.call("GET", f"/compute/v2.0/flavors?{query}", self.token)
             self.assertFault(reply, "badRequest", 400)
 
+    async def test_listingFollowsChanges(self) -> None:
+        """
+        A listing answered before reflects every change made since (the reused answer is never stale): a renamed,
+        a deleted and a new flavor.
+        """
+        repo = FlavorRepository(self.database)
+        before = (await self.call("GET", "/compute/v2.0/flavors/detail", self.token)).json()["flavors"]
+        self.assertEqual([f["id"] for f in before], [self.f1.id, self.f2.id])
+        again = await self.call("GET", "/compute/v2.0/flavors/detail", self.token)
+        self.assertEqual(again.json()["flavors"], before)
+        await repo.modify(self.f1.id, name="renamed")
+        await repo.modify(self.f2.id, deleted=True)
+        added = await repo.create(16, 512, 10, self.f1.volume_type_id)
+        after = (await self.call("GET", "/compute/v2.0/flavors/detail", self.token)).json()["flavors"]
+        self.assertEqual([(f["id"], f["name"]) for f in after], [(self.f1.id, "renamed"), (added.id, added.name)])
+        admin = (await self.call("GET", "/compute/v2.0/flavors/detail", self.adminToken)).json()["flavors"]
+        self.assertEqual([f["id"] for f in admin], [self.f1.id, self.hidden.id, added.id])
+
     async def test_show(self) -> None:
         """
         A flavor is shown even when deleted; a hidden or unknown one is 404.
@@ -114,6 +132,16 @@ class FlavorTests(APITestCase):
         for ident in (self.hidden.id, 9999):
             reply = await self.call("GET", f"/compute/v2.0/flavors/{ident}", self.token)
             self.assertFault(reply, "itemNotFound", 404)
+
+    async def test_hugeId(self) -> None:
+        """
+        An id beyond what the database holds (64 bits) is a 404 like any unknown id, not a database error.
+        """
+        for path in (f"/compute/v2.0/flavors/{1 << 63}", f"/compute/v2.0/flavors/{10**30}/os-extra_specs"):
+            reply = await self.call("GET", path, self.token)
+            self.assertFault(reply, "itemNotFound", 404)
+        reply = await self.call("GET", f"/compute/v2.0/flavors/{(1 << 63) - 1}", self.token)
+        self.assertFault(reply, "itemNotFound", 404)
 
     async def test_extraSpecs(self) -> None:
         """

@@ -490,6 +490,31 @@ class ReadTests(ServersTestCase):
         self.assertFault(reply, "itemNotFound", 404)
 
 
+class DetailListingTests(ServersTestCase):
+    async def test_followsChanges(self) -> None:
+        """
+        GET /servers/detail answered before reflects every change made since (the reused answer is never stale):
+        metadata, status and a new server; paginated and changes-since listings still work.
+        """
+        first = await self.create(name="a")
+        path = f"{V}/servers/detail"
+        before = (await self.call("GET", path, self.token)).json()["servers"]
+        self.assertEqual((await self.call("GET", path, self.token)).json()["servers"], before)
+        await self.servers.setMetadata(first["id"], {"role": "db"})
+        await self.servers.update(first["id"], operstate="STARTED", task=None)
+        after = (await self.call("GET", path, self.token)).json()["servers"]
+        self.assertEqual((after[0]["metadata"], after[0]["status"]), ({"role": "db"}, "ACTIVE"))
+        second = await self.create(name="b")
+        listed = (await self.call("GET", path, self.token)).json()["servers"]
+        self.assertEqual([s["id"] for s in listed], [first["id"], second["id"]])
+        page = (await self.call("GET", f"{path}?limit=1", self.token)).json()
+        self.assertEqual([s["id"] for s in page["servers"]], [first["id"]])
+        self.assertIn(f"marker={first['id']}", page["servers_links"][0]["href"])
+        self.assertIn("/servers/detail?", page["servers_links"][0]["href"])
+        other = (await self.call("GET", "/compute/v2.1/servers/detail", self.token)).json()["servers"]
+        self.assertEqual(other[0]["links"][0]["href"], f"{BASE}/compute/v2.1/servers/{first['id']}")
+
+
 class StatsTests(ServersTestCase):
     settings = {"statsURL": "https://stats.example.org/stats/v1.0", "fqdnTemplate": "snf-{id}.vm.example.org"}
 
