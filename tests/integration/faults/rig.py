@@ -1,0 +1,658 @@
+"""
+The rig for the fault proofs: a simulated Ganeti cluster (in the test
+process, so its state is the truth the database is compared with), a
+PostgreSQL schema of its own with an audit of every write the dispatcher
+makes, real node processes (C{twistd synnefo}) for the watcher and the
+dispatcher(s) on RabbitMQ, a driver creating and deleting servers through
+the server logic, fault injectors and the end-state checker.
+
+Every test uses a fresh Ganeti name prefix (C{ft<hex>-}), so its bus queues
+(C{ft<hex>-events-*}) and instances are its own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+from twisted.internet import reactor  # tests only: real services
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import TestCase
+
+from synnefo_twisted.backends import BackendRegistry
+from synnefo_twisted.db import openDatabase
+from synnefo_twisted.db.migrations import migrate
+from synnefo_twisted.db.models import Server, User
+from synnefo_twisted.db.repositories import (
+    BackendRepository,
+    FlavorRepository,
+    ImageRepository,
+    ProjectRepository,
+    QuotaRepository,
+    ServerRepository,
+    UserRepository,
+)
+from synnefo_twisted.ganeti import naming
+from synnefo_twisted.ganeti.sim.model import SimCluster
+from synnefo_twisted.ganeti.sim.service import SimulatedClusterService
+from synnefo_twisted.logic import serverops
+from synnefo_twisted.logic.servers import BuildInProgress, CreateSettings, ServerFault, parseCreateRequest
+from tests.integration import realservices
+from tests.integration.db.test_postgres import withSearchPath
+from tests.integration.nodeprocess import NodeProcess, spawnNode
+
+log = Logger()
+
+RAPI_USER = "gnt-admin"
+RAPI_PASSWORD = "gnt-secret"
+
+#: Quota limits high enough for any number of test servers.
+LIMITS = {
+    "cyclades.vm": 100_000,
+    "cyclades.total_cpu": 1_000_000,
+    "cyclades.cpu": 1_000_000,
+    "cyclades.total_ram": 1 << 50,
+    "cyclades.ram": 1 << 50,
+    "cyclades.disk": 1 << 55,
+}
+
+#: The audit of the dispatcher's writes: one row per UPDATE of a server's
+#: backend fields or of a commission's state, with the writing transaction.
+#: Two transactions writing the same (server, job, status, event time) means
+#: one message applied twice; a backendtime going back means a stale message
+#: won over a newer one (a lost update); a commission leaving a state that is
+#: not "pending" means one resolved twice.
+AUDIT_SQL = (
+    """CREATE TABLE faults_server_writes (
+        seq BIGSERIAL PRIMARY KEY,
+        server_id BIGINT NOT NULL,
+        old_backendtime TIMESTAMPTZ,
+        new_backendtime TIMESTAMPTZ,
+        jobid BIGINT,
+        jobstatus TEXT,
+        opcode TEXT,
+        operstate TEXT,
+        deleted BOOLEAN,
+        xid BIGINT NOT NULL DEFAULT txid_current()
+    )""",
+    """CREATE FUNCTION faults_server_write() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO faults_server_writes
+            (server_id, old_backendtime, new_backendtime, jobid, jobstatus, opcode, operstate, deleted)
+        VALUES (NEW.id, OLD.backendtime, NEW.backendtime, NEW.backendjobid, NEW.backendjobstatus,
+                NEW.backendopcode, NEW.operstate, NEW.deleted);
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER faults_server_write AFTER UPDATE OF backendtime, backendjobstatus ON servers
+        FOR EACH ROW EXECUTE FUNCTION faults_server_write()""",
+    """CREATE TABLE faults_commission_writes (
+        seq BIGSERIAL PRIMARY KEY,
+        commission_id BIGINT NOT NULL,
+        old_state TEXT,
+        new_state TEXT,
+        xid BIGINT NOT NULL DEFAULT txid_current()
+    )""",
+    """CREATE FUNCTION faults_commission_write() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO faults_commission_writes (commission_id, old_state, new_state)
+        VALUES (NEW.id, OLD.state, NEW.state);
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER faults_commission_write AFTER UPDATE OF state ON commissions
+        FOR EACH ROW EXECUTE FUNCTION faults_commission_write()""",
+)
+
+
+def _stopped(node: NodeProcess) -> Deferred[int | None]:
+    if not node.ended.called:
+        node.terminate()
+    return node.ended
+
+
+def _started(event: dict[str, Any]) -> bool:
+    return str(event.get("message", "")).startswith("node started")
+
+
+def sleep(seconds: float) -> Deferred[None]:
+    return deferLater(reactor, seconds, lambda: None)
+
+
+@attrs.define
+class Expected:
+    """
+    What the database must say about one server, from the cluster's truth.
+    """
+
+    operstate: str
+    deleted: bool
+    jobId: int | None
+    jobStatus: str | None
+
+
+@attrs.define
+class Report:
+    """
+    The checker's findings: each list empty when the invariant holds.
+    """
+
+    servers: int = 0
+    live: int = 0
+    deleted: int = 0
+    mismatches: list[str] = attrs.field(factory=list)
+    orphans: list[str] = attrs.field(factory=list)
+    doubleApplied: list[str] = attrs.field(factory=list)
+    regressions: list[str] = attrs.field(factory=list)
+    commissions: list[str] = attrs.field(factory=list)
+    quotas: list[str] = attrs.field(factory=list)
+
+    def problems(self) -> list[str]:
+        return [
+            *self.mismatches,
+            *self.orphans,
+            *self.doubleApplied,
+            *self.regressions,
+            *self.commissions,
+            *self.quotas,
+        ]
+
+
+class SimulatedGaneti:
+    """
+    The simulated cluster, in the test process: its model is the truth.
+    """
+
+    diskTemplate = "drbd"
+    hypervisor = "kvm"
+    os = "snf-image+default"
+    flavor = (1, 512, 5)
+
+    def __init__(
+        self,
+        workdir: Path,
+        jobDuration: float = 0.05,
+        createDuration: float = 0.2,
+        maxRunning: int = 50,
+        errorRates: dict[str, float] | None = None,
+    ) -> None:
+        self.sim = SimulatedClusterService(
+            reactor,
+            FilePath(str(workdir / "ganeti")),
+            "tcp:0:interface=127.0.0.1",
+            {RAPI_USER: (RAPI_PASSWORD, "write")},
+            cluster=SimCluster(nicLink="gnt-br0"),
+            durations={"OP_INSTANCE_CREATE": createDuration},
+            defaultDuration=jobDuration,
+            errorRates=errorRates or {},
+            maxRunning=maxRunning,
+            seed=5,
+            persist=False,
+        )
+
+    async def start(self, testCase: TestCase, db: Any) -> None:
+        await self.sim.startService()
+        testCase.addCleanup(self.sim.stopService)
+        await BackendRepository(db).add(
+            self.sim.cluster.name,
+            self.sim.rapiUrl,
+            username=RAPI_USER,
+            password=RAPI_PASSWORD,
+            verifyTLS=False,
+            hypervisor=self.hypervisor,
+            simulated=True,
+        )
+
+    def watcherSection(self) -> dict[str, Any]:
+        return {
+            "queue_dir": self.sim.queueDir.path,
+            "master_check": False,
+            "details": "auto",
+            "rescan_interval": 2.0,
+        }
+
+    async def truth(self, prefix: str, submitted: dict[int, list[int]]) -> Truth:
+        """
+        What the cluster has, for the servers the driver submitted jobs for.
+        """
+        instances = {name: inst.operUp for name, inst in self.sim.cluster.instances.items() if name.startswith(prefix)}
+        statuses = {}
+        for jobs in submitted.values():
+            for jobId in jobs:
+                job = self.sim.queue.jobs.get(jobId)
+                statuses[jobId] = job.status() if job is not None else None
+        return Truth(instances, statuses)
+
+
+@attrs.define
+class Truth:
+    """
+    A snapshot of the cluster: its instances of this test (name → running)
+    and the status of every job the driver submitted.
+    """
+
+    instances: dict[str, bool]
+    jobs: dict[int, str | None]
+
+    def idle(self) -> bool:
+        return all(status in FINAL for status in self.jobs.values())
+
+    def expected(self, name: str, submitted: list[int]) -> Expected | None:
+        """
+        The state the database must reach for one server.
+        """
+        if not submitted:
+            return None  # never reached Ganeti
+        last = submitted[-1]
+        status = self.jobs.get(last)
+        if name in self.instances:
+            return Expected("STARTED" if self.instances[name] else "STOPPED", False, last, status)
+        if len(submitted) > 1 and status == "success":
+            return Expected("DESTROYED", True, last, status)
+        return Expected("ERROR", False, last, status)
+
+
+FINAL = frozenset({"success", "error", "canceled"})
+
+
+class FaultRig:
+    """
+    One fault scenario's world. C{await rig.start()} builds it (cleanups
+    registered on C{testCase}); nodes are started with C{startWatcher} and
+    C{startDispatcher}.
+
+    @ivar cluster: the Ganeti cluster (L{SimulatedGaneti} by default).
+    @ivar dispatcherSection: extra C{[dispatcher]} settings for the
+        dispatcher nodes.
+    @ivar submitted: server id → the ids of the jobs the driver submitted for it.
+    """
+
+    def __init__(
+        self,
+        testCase: TestCase,
+        cluster: Any = None,
+        *,
+        dispatcherSection: dict[str, Any] | None = None,
+    ) -> None:
+        self.testCase = testCase
+        self.prefix = "ft" + uuid.uuid4().hex[:8] + "-"
+        self.workdir = Path(testCase.mktemp()).resolve()
+        self.workdir.mkdir(parents=True)
+        self.cluster = cluster if cluster is not None else SimulatedGaneti(self.workdir)
+        self.dispatcherSection = dispatcherSection or {}
+        self.dispatchers: list[NodeProcess] = []
+        self.watcher: NodeProcess | None = None
+        self.created: list[int] = []
+        self.submitted: dict[int, list[int]] = {}
+        self.driverErrors: list[str] = []
+        self._nodeCount = 0
+
+    # -- set-up --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.schema = self._makeSchema()
+        self.dbURL = withSearchPath(realservices.PG_URL, self.schema)
+        self.db = openDatabase(self.dbURL, reactor, poolSize=8)
+        await self.db.startService()
+        self.testCase.addCleanup(self.db.stopService)
+        await migrate(self.db)
+        for statement in AUDIT_SQL:
+            await self.db.runOperation(statement)
+        await self.cluster.start(self.testCase, self.db)
+        await self._seed()
+
+    def _makeSchema(self) -> str:
+        import psycopg2
+
+        schema = "snf_faults_" + uuid.uuid4().hex[:12]
+        conn = psycopg2.connect(realservices.PG_URL)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA {schema}")
+        conn.close()
+        self.testCase.addCleanup(self._dropSchema, schema)
+        return schema
+
+    @staticmethod
+    def _dropSchema(schema: str) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(realservices.PG_URL)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.close()
+
+    async def _seed(self) -> None:
+        self.registry = BackendRegistry(self.db, self.prefix, reactor)
+        self.user, _ = await UserRepository(self.db).create("faults@example.org", "Faults")
+        projects = ProjectRepository(self.db)
+        self.project = await projects.create("base", ownerUUID=self.user.uuid, isBase=True)
+        await projects.addMember(self.project.id, self.user.id)
+        quotas = QuotaRepository(self.db)
+        for resource, limit in LIMITS.items():
+            await quotas.setLimit(self.project.id, resource, limit)
+        flavors = FlavorRepository(self.db)
+        volumeType = await flavors.addVolumeType(self.cluster.diskTemplate, self.cluster.diskTemplate)
+        cpu, ram, disk = self.cluster.flavor
+        self.flavor = await flavors.create(cpu, ram, disk, volumeType.id)
+        self.image = await ImageRepository(self.db).register(
+            "debian", self.user.uuid, "file:///images/debian", isPublic=True, properties={"OS": "debian"}
+        )
+        self.options = serverops.ServerOptions(create=CreateSettings(prefix=self.prefix, os=self.cluster.os))
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def _config(self, name: str, plugins: list[str], sections: dict[str, dict[str, Any]]) -> Path:
+        home = self.workdir / name
+        home.mkdir(exist_ok=True)
+        lines = [
+            "[node]",
+            "roles = []",
+            f"plugins = {json.dumps(plugins)}",
+            'admin_listen = "tcp:0:interface=127.0.0.1"',
+            'state_dir = "./state"',
+            "[database]",
+            f"url = {json.dumps(self.dbURL)}",
+            "[bus]",
+            f"url = {json.dumps(realservices.AMQP_URL)}",
+            "heartbeat = 5",
+            "[ganeti]",
+            f"prefix = {json.dumps(self.prefix)}",
+            "simulated = false",
+        ]
+        for section, values in sections.items():
+            lines.append(f"[{section}]")
+            lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
+        (home / "node.toml").write_text("\n".join(lines) + "\n")
+        return home
+
+    async def _spawn(self, home: Path) -> NodeProcess:
+        node = spawnNode(reactor, ["--config", "node.toml"], str(home))
+        self.testCase.addCleanup(_stopped, node)
+        await node.waitFor(_started)
+        return node
+
+    async def startWatcher(self) -> NodeProcess:
+        home = self._config("watcher", ["watcher"], {"watcher": self.cluster.watcherSection()})
+        self.watcher = await self._spawn(home)
+        return self.watcher
+
+    async def startDispatcher(self, name: str | None = None) -> NodeProcess:
+        if name is None:
+            self._nodeCount += 1
+            name = f"dispatcher{self._nodeCount}"
+        sections = {"dispatcher": self.dispatcherSection} if self.dispatcherSection else {}
+        node = await self._spawn(self._config(name, ["dispatcher"], sections))
+        node.name = name  # type: ignore[attr-defined]
+        self.dispatchers.append(node)
+        return node
+
+    # -- faults --------------------------------------------------------------------------
+
+    async def kill(self, node: NodeProcess) -> None:
+        """
+        SIGKILL a node process and wait for it to be gone.
+        """
+        if node.transport is not None and not node.ended.called:
+            node.transport.signalProcess("KILL")
+        await node.ended
+        if node in self.dispatchers:
+            self.dispatchers.remove(node)
+
+    async def restartDispatcher(self, node: NodeProcess) -> NodeProcess:
+        name = getattr(node, "name", None)
+        await self.kill(node)
+        return await self.startDispatcher(name)
+
+    async def restartWatcher(self) -> NodeProcess:
+        assert self.watcher is not None
+        await self.kill(self.watcher)
+        return await self.startWatcher()
+
+    async def restartBroker(self, down: float = 2.0) -> None:
+        """
+        Stop RabbitMQ, keep it down for C{down} seconds, start it again
+        (C{SNF_TEST_AMQP_RESTART}: C{"stop && start"}).
+        """
+        command = realservices.amqpRestartCommand()
+        stop, sep, start = command.partition("&&")
+        if not sep:
+            await deferToThread(realservices.runBlocking, command)
+            return
+        await deferToThread(realservices.runBlocking, stop)
+        await sleep(down)
+        await deferToThread(realservices.runBlocking, start)
+
+    async def restartDatabase(self) -> None:
+        """
+        Restart PostgreSQL (C{SNF_TEST_PG_RESTART}).
+        """
+        await deferToThread(realservices.runBlocking, realservices.pgRestartCommand())
+
+    # -- the driver ----------------------------------------------------------------------
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]], deadline: float) -> Any:
+        """
+        Run C{call} until it succeeds: a failure that is not a refusal of
+        the server logic (database or Ganeti unreachable during a fault) is
+        retried after a pause.
+        """
+        while True:
+            try:
+                return await call()
+            except BuildInProgress:
+                pass
+            except ServerFault:
+                raise
+            except Exception as e:  # the fault being injected: retried, and recorded
+                self.driverErrors.append(f"{what}: {type(e).__name__}: {e}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: still failing at the deadline; errors: {self.driverErrors[-5:]}")
+            await sleep(0.5)
+
+    async def _server(self, serverId: int) -> Server | None:
+        return await ServerRepository(self.db).get(serverId)
+
+    async def _waitActive(self, serverId: int, deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            try:
+                server = await self._server(serverId)
+            except Exception as e:  # database restarting
+                self.driverErrors.append(f"poll {serverId}: {type(e).__name__}: {e}")
+                server = None
+            if server is not None and server.operstate == "STARTED" and server.task is None:
+                return True
+            if server is not None and server.operstate == "ERROR":
+                return False
+            await sleep(0.2)
+        return False
+
+    async def _lifecycle(self, index: int, delete: bool, deadline: float) -> None:
+        request = parseCreateRequest(
+            {
+                "server": {
+                    "name": f"vm{index}",
+                    "imageRef": self.image.id,
+                    "flavorRef": str(self.flavor.id),
+                    "networks": [],
+                }
+            }
+        )
+        user: User = self.user
+
+        async def create() -> Any:
+            return await serverops.createServer(self.db, self.registry, user, request, self.options)
+
+        result = await self._retrying(f"create vm{index}", create, deadline)
+        serverId = result.server.id
+        self.created.append(serverId)
+        jobs = self.submitted.setdefault(serverId, [])
+        if result.server.backendjobid is not None:
+            jobs.append(result.server.backendjobid)
+        if not delete:
+            return
+        if not await self._waitActive(serverId, deadline):
+            self.driverErrors.append(f"server {serverId} never became ACTIVE: not deleted")
+            return
+
+        async def destroy() -> Any:
+            return await serverops.destroyServer(self.db, self.registry, user, serverId)
+
+        server = await self._retrying(f"delete {serverId}", destroy, deadline)
+        if server.task_job_id is not None:
+            jobs.append(server.task_job_id)
+
+    async def drive(
+        self,
+        count: int = 200,
+        deleteEvery: int = 2,
+        concurrency: int = 25,
+        fault: Callable[[], Awaitable[Any]] | None = None,
+        faultAfter: float = 0.3,
+        timeout: float = 90.0,
+    ) -> None:
+        """
+        Create C{count} servers (C{concurrency} at a time) and delete every
+        C{deleteEvery}-th once it is ACTIVE; once C{faultAfter} of the
+        creates are submitted, run C{fault()} meanwhile.
+        """
+        deadline = time.monotonic() + timeout
+        semaphore = DeferredSemaphore(concurrency)
+        threshold = max(1, int(count * faultAfter))
+
+        async def one(index: int) -> None:
+            await self._lifecycle(index, deleteEvery > 0 and index % deleteEvery == 0, deadline)
+
+        async def injector() -> bool:
+            while len(self.created) < threshold:
+                if time.monotonic() > deadline:
+                    return False
+                await sleep(0.05)
+            if fault is not None:
+                await fault()
+            return True
+
+        injected = Deferred.fromCoroutine(injector())
+        work = [semaphore.run(Deferred.fromCoroutine, one(i)) for i in range(count)]
+        results = await gatherResults(work, consumeErrors=True)
+        assert len(results) == count
+        if not await injected:
+            raise AssertionError(f"the fault was never injected: {self.driverErrors[-5:]}")
+
+    # -- the checker ---------------------------------------------------------------------
+
+    async def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(await self.db.runQuery(sql, tuple(args)))
+
+    async def check(self) -> Report:
+        """
+        Compare every server with the cluster and read the audit.
+        """
+        report = Report()
+        truth = await self.cluster.truth(self.prefix, self.submitted)
+        rows = await self._rows(
+            "SELECT id, operstate, deleted, backendjobid, backendjobstatus FROM servers ORDER BY id"
+        )
+        known = set()
+        for serverId, operstate, deleted, jobId, jobStatus in rows:
+            known.add(naming.instanceName(serverId, self.prefix))
+            report.servers += 1
+            want = truth.expected(naming.instanceName(serverId, self.prefix), self.submitted.get(serverId, []))
+            if want is None:
+                continue
+            if want.deleted:
+                report.deleted += 1
+            else:
+                report.live += 1
+            got = Expected(operstate, bool(deleted), jobId, jobStatus)
+            if got != want:
+                report.mismatches.append(f"server {serverId}: database {got}, Ganeti {want}")
+        for name in truth.instances:
+            if name not in known:
+                report.orphans.append(f"instance {name} has no server")
+        for serverId, backendtime, jobId, jobStatus, xids in await self._rows(
+            "SELECT server_id, new_backendtime, jobid, jobstatus, count(DISTINCT xid) FROM faults_server_writes"
+            " WHERE new_backendtime IS NOT NULL"
+            " GROUP BY server_id, new_backendtime, jobid, jobstatus HAVING count(DISTINCT xid) > 1"
+        ):
+            report.doubleApplied.append(
+                f"server {serverId}: job {jobId} {jobStatus} at {backendtime} applied in {xids} transactions"
+            )
+        for serverId, old, new, jobId, jobStatus in await self._rows(
+            "SELECT server_id, old_backendtime, new_backendtime, jobid, jobstatus FROM faults_server_writes"
+            " WHERE old_backendtime IS NOT NULL AND (new_backendtime IS NULL OR new_backendtime < old_backendtime)"
+        ):
+            report.regressions.append(
+                f"server {serverId}: backendtime went back from {old} to {new} (job {jobId} {jobStatus})"
+            )
+        for commissionId, old, new in await self._rows(
+            "SELECT commission_id, old_state, new_state FROM faults_commission_writes WHERE old_state <> 'pending'"
+        ):
+            report.commissions.append(f"commission {commissionId} resolved again: {old} -> {new}")
+        for (pending,) in await self._rows("SELECT count(*) FROM commissions WHERE state = 'pending'"):
+            if pending:
+                report.commissions.append(f"{pending} commissions still pending")
+        live = report.live
+        want = {
+            "cyclades.vm": live,
+            "cyclades.cpu": live * self.flavor.cpu,
+            "cyclades.total_cpu": live * self.flavor.cpu,
+            "cyclades.ram": live * self.flavor.ram * (1 << 20),
+            "cyclades.total_ram": live * self.flavor.ram * (1 << 20),
+        }
+        for quota in await QuotaRepository(self.db).holdings(self.project.id):
+            if quota.user_id is not None:
+                continue
+            if quota.pending:
+                report.quotas.append(f"{quota.resource}: {quota.pending} pending")
+            if quota.resource in want and quota.usage != want[quota.resource]:
+                report.quotas.append(
+                    f"{quota.resource}: usage {quota.usage}, {want[quota.resource]} servers' worth live"
+                )
+        return report
+
+    async def converge(self, timeout: float = 60.0) -> Report:
+        """
+        Wait until the cluster is idle and the database agrees with it (or
+        the timeout), then the checker's report.
+        """
+        deadline = time.monotonic() + timeout
+        report = Report()
+        while time.monotonic() < deadline:
+            try:
+                truth = await self.cluster.truth(self.prefix, self.submitted)
+                report = await self.check() if truth.idle() else Report()
+            except Exception as e:  # database or RAPI still restarting
+                log.info("check failed: {error}", error=repr(e))
+            else:
+                if truth.idle() and not report.mismatches and not report.quotas and not report.commissions:
+                    return report
+            await sleep(0.5)
+        return await self.check()
+
+    def assertConverged(self, report: Report, created: int) -> None:
+        tc = self.testCase
+        problems = report.problems()
+        tc.assertEqual(problems[:30], [], f"{len(problems)} problems; dispatcher logs:\n{self.logTail()}")
+        tc.assertEqual(len(self.created), created, self.driverErrors[-10:])
+        tc.assertGreater(report.live, 0)
+        tc.assertGreater(report.deleted, 0)
+
+    def logTail(self, lines: int = 40) -> str:
+        out = []
+        for node in self.dispatchers:
+            out.append(f"--- {getattr(node, 'name', '?')}")
+            out.append("\n".join(node.output().splitlines()[-lines:]))
+        return "\n".join(out)
+
+
+async def _run(fault: Callable[[], Awaitable[Any]]) -> None:
+    await fault()
