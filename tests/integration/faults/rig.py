@@ -29,6 +29,8 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 from synnefo_twisted.backends import BackendRegistry, rapiClientFor, tlsPolicyFor
+from synnefo_twisted.bus import openBus
+from synnefo_twisted.bus.topology import eventQueues, synnefoTopology
 from synnefo_twisted.db import openDatabase
 from synnefo_twisted.db.migrations import migrate
 from synnefo_twisted.db.models import Backend, Server, User
@@ -156,9 +158,11 @@ class Report:
     regressions: list[str] = attrs.field(factory=list)
     commissions: list[str] = attrs.field(factory=list)
     quotas: list[str] = attrs.field(factory=list)
+    deadLetters: list[str] = attrs.field(factory=list)
 
     def problems(self) -> list[str]:
         return [
+            *self.deadLetters,
             *self.mismatches,
             *self.orphans,
             *self.doubleApplied,
@@ -412,6 +416,7 @@ class FaultRig:
         await migrate(self.db)
         for statement in AUDIT_SQL:
             await self.db.runOperation(statement)
+        self.testCase.addCleanup(lambda: Deferred.fromCoroutine(self.deleteQueues()))
         await self.cluster.start(self.testCase, self.db)
         removeAll = getattr(self.cluster, "removeAll", None)
         if removeAll is not None:
@@ -746,9 +751,56 @@ class FaultRig:
                 log.info("check failed: {error}", error=repr(e))
             else:
                 if truth.idle() and not report.mismatches and not report.quotas and not report.commissions:
+                    report.deadLetters = await self.deadLetters()
                     return report
             await sleep(0.5)
-        return await self.check()
+        report = await self.check()
+        report.deadLetters = await self.deadLetters()
+        return report
+
+    async def deleteQueues(self) -> None:
+        """
+        Delete this test's eight queues (clean-up): its cluster queues are
+        bound to the key every cluster message uses, so left behind they
+        would fill up with the messages of later runs.
+        """
+        bus = openBus(realservices.AMQP_URL, reactor)
+        await bus.startService()
+        try:
+            client = bus._client
+            ch = await client.openChannel()
+            for queue in synnefoTopology(self.prefix).queues:
+                await ch.queue_delete(queue=queue.name)
+            await client.closeChannel(ch)
+        finally:
+            await bus.stopService()
+
+    async def deadLetters(self, wait: float = 1.0) -> list[str]:
+        """
+        The messages in this test's dead-letter queues (drained): under
+        faults nothing well-formed may end there, since a dead letter is an
+        update the database did not get.
+        """
+        bus = openBus(realservices.AMQP_URL, reactor)
+        await bus.startService()
+        found: list[str] = []
+        try:
+            await bus.declare(synnefoTopology(self.prefix))
+            names = eventQueues(self.prefix)
+            consumers = []
+            for queue in (names.op, names.network, names.progress, names.cluster):
+
+                def handle(message: Any, queue: str = queue) -> None:
+                    found.append(f"{queue}-dl: {message.headers!r} {message.body[:200]!r}")
+                    message.ack()
+
+                consumers.append(await bus.consume(f"{queue}-dl", handle))
+            await sleep(wait)
+            for consumer in consumers:
+                await consumer.stop()
+        finally:
+            await bus.stopService()
+        return found
 
     def assertConverged(self, report: Report, created: int) -> None:
         tc = self.testCase

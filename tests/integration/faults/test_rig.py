@@ -6,8 +6,12 @@ message winning, a commission resolved twice.
 
 from __future__ import annotations
 
+from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
+from synnefo_twisted.bus import openBus
+from synnefo_twisted.bus.topology import DEAD_LETTER_EXCHANGE, eventQueues
+from tests.integration import realservices
 from tests.integration.faults.rig import FaultRig
 
 
@@ -66,3 +70,19 @@ class CheckerTests(TestCase):
         self.assertEqual(len(report.regressions), 1, report.regressions)
         self.assertIn(f"server {second}:", report.regressions[0])
         self.assertEqual(report.commissions[0], f"commission {commission} resolved again: accepted -> rejected")
+
+    async def test_deadLetters(self) -> None:
+        """
+        A message in one of the test's dead-letter queues is reported (and drained).
+        """
+        self.assertEqual(await self.rig.deadLetters(wait=0.2), [])
+        bus = openBus(realservices.AMQP_URL, reactor)
+        await bus.startService()
+        self.addCleanup(bus.stopService)
+        names = eventQueues(self.rig.prefix)
+        await bus.publish(DEAD_LETTER_EXCHANGE, names.opKey, b'{"not": "applied"}', {"x-reason": "test"})
+        found = await self.rig.deadLetters(wait=0.5)
+        self.assertEqual(len(found), 1, found)
+        self.assertIn(f"{names.op}-dl", found[0])
+        self.assertIn("not", found[0])
+        self.assertEqual(await self.rig.deadLetters(wait=0.2), [])
