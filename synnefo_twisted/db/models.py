@@ -277,6 +277,11 @@ class Server:
     config_url: str | None
     created: datetime = attrs.field(converter=_ts)
     updated: datetime = attrs.field(converter=_ts)
+    # added by migration 0005: the event times stamping what the dispatcher wrote
+    jobtime: datetime | None = attrs.field(default=None, converter=parseTimestamp)
+    statetime: datetime | None = attrs.field(default=None, converter=parseTimestamp)
+    flavortime: datetime | None = attrs.field(default=None, converter=parseTimestamp)
+    detailstime: datetime | None = attrs.field(default=None, converter=parseTimestamp)
 
 
 @attrs.frozen
@@ -360,6 +365,8 @@ class BackendNetwork:
     mac_prefix: str | None
     created: datetime = attrs.field(converter=_ts)
     updated: datetime = attrs.field(converter=_ts)
+    # added by migration 0005
+    jobtime: datetime | None = attrs.field(default=None, converter=parseTimestamp)
 
 
 @attrs.frozen

@@ -205,6 +205,7 @@ class BackendNetworkRepository(_Repository):
             "backendlogmsg",
             "backendtime",
             "mac_prefix",
+            "jobtime",
         )
         return self._update(models.BackendNetwork, "backend_networks", backendNetworkId, fields, allowed)
 

@@ -547,6 +547,10 @@ class ServerRepository(_Repository):
         "key_names",
         "config_url",
         "userid",
+        "jobtime",
+        "statetime",
+        "flavortime",
+        "detailstime",
     )
 
     def create(

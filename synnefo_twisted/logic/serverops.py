@@ -32,6 +32,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from synnefo_twisted.db.dispatch import DispatchRepository
 from synnefo_twisted.db.models import (
     Flavor,
     Image,
@@ -271,7 +272,16 @@ async def _createServer(
             )
         except QuotaExceededError as e:
             raise OverLimit(f"Resource limit exceeded for your account: {e}", e.resource) from None
-        updated = await repo.update(server.id, serial_id=commission.id, action="CREATE", config_url=configUrl)
+        # The task is set before the job is submitted: a fast dispatcher may
+        # apply the job's messages before the job id is recorded below.
+        updated = await repo.update(
+            server.id,
+            serial_id=commission.id,
+            action="CREATE",
+            config_url=configUrl,
+            task="BUILD",
+            backendopcode="OP_INSTANCE_CREATE",
+        )
         assert updated is not None
         volume = await _insertRootVolume(tx, updated, flavor, image)
         if request.metadata:
@@ -284,7 +294,6 @@ async def _createServer(
         return updated, volume, nics, networks, commission.id
 
     server, volume, nics, networks, commissionId = await db.runInteraction(record)
-    servers = ServerRepository(db)
     client = registry.clientFor(backend)
     try:
         depends: list[int] = []
@@ -310,9 +319,7 @@ async def _createServer(
         await db.runInteraction(_markCreateFailed, server.id, volume.id, [nic.portId for nic in nics])
         await QuotaRepository(db).reject(commissionId)
         raise ServiceUnavailable("Failed to send job to Ganeti.") from None
-    recorded = await servers.update(
-        server.id, backendjobid=jobId, backendopcode="OP_INSTANCE_CREATE", task="BUILD", task_job_id=jobId
-    )
+    recorded = await DispatchRepository(db).recordSubmittedJob(server.id, jobId, backendJob=True)
     assert recorded is not None
     log.info("server {server_id} create job {job_id} on backend {backend}", server_id=server.id, job_id=jobId,
              backend=backend.id)  # fmt: skip
@@ -324,7 +331,9 @@ async def _markCreateFailed(tx: Any, serverId: int, volumeId: int, portIds: Sequ
     The job never reached Ganeti: the server, its root volume and its
     ports are in ERROR.
     """
-    await ServerRepository(tx).update(serverId, operstate="ERROR", backendlogmsg="Failed to send job to Ganeti.")
+    await ServerRepository(tx).update(
+        serverId, operstate="ERROR", task=None, backendlogmsg="Failed to send job to Ganeti."
+    )
     await VolumeRepository(tx).update(volumeId, status="ERROR")
     await ServerParamsRepository(tx).discardForServer(serverId)
     ports = PortRepository(tx)
@@ -443,7 +452,7 @@ async def _serverAction(
             log.failure("{action} of server {server_id}", action=action, server_id=server.id)
             raise ServiceUnavailable("Failed to send job to Ganeti.") from e
         raise
-    recorded = await servers.update(server.id, task_job_id=jobId)
+    recorded = await DispatchRepository(db).recordSubmittedJob(server.id, jobId)
     assert recorded is not None
     log.info("server {server_id} {action} job {job_id}", server_id=server.id, action=action, job_id=jobId)
     return recorded

@@ -23,6 +23,7 @@ from synnefo_twisted.manage import (  # noqa: F401  (each module registers its c
     networks,
     pools,
     quotas,
+    reconcile,
     servers,
     users,
 )
