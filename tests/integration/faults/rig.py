@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from synnefo_twisted.logic import serverops
 from synnefo_twisted.logic.servers import BuildInProgress, CreateSettings, ServerFault, parseCreateRequest
 from tests.integration import realservices
 from tests.integration.db.test_postgres import withSearchPath
-from tests.integration.nodeprocess import NodeProcess, spawnNode
+from tests.integration.nodeprocess import NodeProcess, adminPort, spawnNode
 
 log = Logger()
 
@@ -159,10 +160,12 @@ class Report:
     commissions: list[str] = attrs.field(factory=list)
     quotas: list[str] = attrs.field(factory=list)
     deadLetters: list[str] = attrs.field(factory=list)
+    drift: list[str] = attrs.field(factory=list)
 
     def problems(self) -> list[str]:
         return [
             *self.deadLetters,
+            *self.drift,
             *self.mismatches,
             *self.orphans,
             *self.doubleApplied,
@@ -514,6 +517,24 @@ class FaultRig:
         self.dispatchers.append(node)
         return node
 
+    async def metric(self, node: NodeProcess, name: str) -> dict[str, float]:
+        """
+        The samples of one metric on a node's C{/metrics}: labels → value.
+        """
+        import treq
+        from twisted.web.client import HTTPConnectionPool
+
+        event = await node.waitFor(adminPort)
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        response = await treq.get(f"http://127.0.0.1:{event['port']}/metrics", pool=pool)
+        text = (await response.text()).splitlines()
+        samples: dict[str, float] = {}
+        for line in text:
+            if line.startswith(name) and not line.startswith("#"):
+                labels, _, value = line[len(name) :].rpartition(" ")
+                samples[labels] = float(value)
+        return samples
+
     # -- faults --------------------------------------------------------------------------
 
     async def kill(self, node: NodeProcess) -> None:
@@ -752,11 +773,35 @@ class FaultRig:
             else:
                 if truth.idle() and not report.mismatches and not report.quotas and not report.commissions:
                     report.deadLetters = await self.deadLetters()
+                    report.drift = await self.drift()
                     return report
             await sleep(0.5)
         report = await self.check()
         report.deadLetters = await self.deadLetters()
+        report.drift = await self.drift()
         return report
+
+    async def drift(self) -> list[str]:
+        """
+        What a reconciliation pass (report only, no fixes) finds on every
+        backend: nothing, once the dispatcher kept up. Called once the
+        cluster is idle, so with no grace period: nothing is in flight.
+        """
+        from synnefo_twisted.logic.reconcile import Thresholds
+        from synnefo_twisted.reconciler.shell import reconcileServers
+
+        found: list[str] = []
+        for backend in await self.registry.backends():
+            result = await reconcileServers(
+                self.db,
+                backend,
+                self.registry.clientFor(backend),
+                lambda: datetime.now(UTC),
+                prefix=self.prefix,
+                thresholds=Thresholds(grace=timedelta(0)),
+            )
+            found.extend(f"reconcile: {finding.row()}" for finding in result.findings)
+        return found
 
     async def deleteQueues(self) -> None:
         """

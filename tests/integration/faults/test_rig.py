@@ -26,7 +26,8 @@ class CheckerTests(TestCase):
     async def test_noDispatcher(self) -> None:
         """
         Without a dispatcher the servers stay in BUILD while Ganeti runs
-        them: every one is a mismatch and its commission is still pending.
+        them: every one is a mismatch, its commission is still pending, and
+        the reconciler finds it.
         """
         await self.rig.drive(20, deleteEvery=0, timeout=30)
         report = await self.rig.converge(timeout=2)
@@ -34,6 +35,7 @@ class CheckerTests(TestCase):
         self.assertIn("BUILD", report.mismatches[0])
         self.assertIn("20 commissions still pending", report.commissions)
         self.assertIn("cyclades.vm: 20 pending", report.quotas)
+        self.assertEqual(len(report.drift), 20, report.drift)
         self.assertRaises(self.failureException, self.rig.assertConverged, report, 20)
 
     async def test_doubleApplication(self) -> None:
