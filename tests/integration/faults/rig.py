@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -232,17 +232,13 @@ class SimulatedGaneti:
             "rescan_interval": 2.0,
         }
 
-    async def truth(self, prefix: str, submitted: dict[int, list[int]]) -> Truth:
+    async def truth(self, prefix: str) -> Truth:
         """
-        What the cluster has, for the servers the driver submitted jobs for.
+        What the cluster has: this test's instances and their jobs.
         """
         instances = {name: inst.operUp for name, inst in self.sim.cluster.instances.items() if name.startswith(prefix)}
-        statuses = {}
-        for jobs in submitted.values():
-            for jobId in jobs:
-                job = self.sim.queue.jobs.get(jobId)
-                statuses[jobId] = job.status() if job is not None else None
-        return Truth(instances, statuses)
+        jobs = [(job.id, [op.input for op in job.ops], job.status()) for job in self.sim.queue.jobs.values()]
+        return Truth(instances, jobsByInstance(jobs, prefix))
 
 
 class LabClusterRapiClient(RapiClient):
@@ -323,17 +319,14 @@ class RealGaneti:
             "rescan_interval": 2.0,
         }
 
-    async def truth(self, prefix: str, submitted: dict[int, list[int]]) -> Truth:
+    async def truth(self, prefix: str) -> Truth:
         instances = {
             i["name"]: bool(i.get("oper_state"))
             for i in await self.client.getInstances(bulk=True)
             if i["name"].startswith(prefix)
         }
-        statuses: dict[int, str | None] = {}
-        for jobs in submitted.values():
-            for jobId in jobs:
-                statuses[jobId] = (await self.client.getJob(jobId))["status"]
-        return Truth(instances, statuses)
+        jobs = [(j["id"], j.get("ops") or [], j["status"]) for j in await self.client.getJobs(bulk=True)]
+        return Truth(instances, jobsByInstance(jobs, prefix))
 
     async def removeAll(self, prefix: str) -> None:
         """
@@ -349,28 +342,46 @@ class RealGaneti:
 class Truth:
     """
     A snapshot of the cluster: its instances of this test (name → running)
-    and the status of every job the driver submitted.
+    and, per instance, its jobs in order (job id, opcode, status), whoever
+    submitted them.
     """
 
     instances: dict[str, bool]
-    jobs: dict[int, str | None]
+    jobs: dict[str, list[tuple[int, str, str]]]
 
     def idle(self) -> bool:
-        return all(status in FINAL for status in self.jobs.values())
+        return all(status in FINAL for jobs in self.jobs.values() for _, _, status in jobs)
 
-    def expected(self, name: str, submitted: list[int]) -> Expected | None:
+    def expected(self, name: str) -> Expected | None:
         """
-        The state the database must reach for one server.
+        The state the database must reach for one server (None when no job
+        of it reached Ganeti).
         """
-        if not submitted:
-            return None  # never reached Ganeti
-        last = submitted[-1]
-        status = self.jobs.get(last)
+        jobs = self.jobs.get(name)
+        if not jobs:
+            return None
+        last, _, status = jobs[-1]
         if name in self.instances:
             return Expected("STARTED" if self.instances[name] else "STOPPED", False, last, status)
-        if len(submitted) > 1 and status == "success":
+        if any(op == "OP_INSTANCE_REMOVE" and s == "success" for _, op, s in jobs):
             return Expected("DESTROYED", True, last, status)
         return Expected("ERROR", False, last, status)
+
+
+def jobsByInstance(
+    jobs: Iterable[tuple[int, Sequence[Mapping[str, Any]], str]], prefix: str
+) -> dict[str, list[tuple[int, str, str]]]:
+    """
+    (job id, op inputs, status) triples → this test's instances' jobs, in job order.
+    """
+    found: dict[str, list[tuple[int, str, str]]] = {}
+    for jobId, ops, status in sorted(jobs, key=lambda j: j[0]):
+        for op in ops:
+            name = op.get("instance_name")
+            if isinstance(name, str) and name.startswith(prefix):
+                found.setdefault(name, []).append((jobId, str(op.get("OP_ID")), status))
+                break
+    return found
 
 
 FINAL = frozenset({"success", "error", "canceled"})
@@ -385,7 +396,9 @@ class FaultRig:
     @ivar cluster: the Ganeti cluster (L{SimulatedGaneti} by default).
     @ivar dispatcherSection: extra C{[dispatcher]} settings for the
         dispatcher nodes.
-    @ivar submitted: server id → the ids of the jobs the driver submitted for it.
+    @ivar created: the ids of the servers the driver created (a create
+        retried after a fault may also have left a server it never heard
+        of: the checker reads every server from the database).
     """
 
     def __init__(
@@ -404,7 +417,6 @@ class FaultRig:
         self.dispatchers: list[NodeProcess] = []
         self.watcher: NodeProcess | None = None
         self.created: list[int] = []
-        self.submitted: dict[int, list[int]] = {}
         self.driverErrors: list[str] = []
         self._nodeCount = 0
 
@@ -634,9 +646,6 @@ class FaultRig:
         result = await self._retrying(f"create vm{index}", create, deadline)
         serverId = result.server.id
         self.created.append(serverId)
-        jobs = self.submitted.setdefault(serverId, [])
-        if result.server.backendjobid is not None:
-            jobs.append(result.server.backendjobid)
         if not delete:
             return
         if not await self._waitActive(serverId, deadline):
@@ -646,9 +655,7 @@ class FaultRig:
         async def destroy() -> Any:
             return await serverops.destroyServer(self.db, self.registry, user, serverId)
 
-        server = await self._retrying(f"delete {serverId}", destroy, deadline)
-        if server.task_job_id is not None:
-            jobs.append(server.task_job_id)
+        await self._retrying(f"delete {serverId}", destroy, deadline)
 
     async def drive(
         self,
@@ -697,7 +704,7 @@ class FaultRig:
         Compare every server with the cluster and read the audit.
         """
         report = Report()
-        truth = await self.cluster.truth(self.prefix, self.submitted)
+        truth = await self.cluster.truth(self.prefix)
         rows = await self._rows(
             "SELECT id, operstate, deleted, backendjobid, backendjobstatus FROM servers ORDER BY id"
         )
@@ -705,7 +712,7 @@ class FaultRig:
         for serverId, operstate, deleted, jobId, jobStatus in rows:
             known.add(naming.instanceName(serverId, self.prefix))
             report.servers += 1
-            want = truth.expected(naming.instanceName(serverId, self.prefix), self.submitted.get(serverId, []))
+            want = truth.expected(naming.instanceName(serverId, self.prefix))
             if want is None:
                 continue
             if want.deleted:
@@ -766,7 +773,7 @@ class FaultRig:
         report = Report()
         while time.monotonic() < deadline:
             try:
-                truth = await self.cluster.truth(self.prefix, self.submitted)
+                truth = await self.cluster.truth(self.prefix)
                 report = await self.check() if truth.idle() else Report()
             except Exception as e:  # database or RAPI still restarting
                 log.info("check failed: {error}", error=repr(e))
