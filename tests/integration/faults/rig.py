@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 from twisted.internet import reactor  # tests only: real services
@@ -26,6 +27,7 @@ from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
+from twisted.protocols.portforward import ProxyFactory, ProxyServer
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
@@ -130,6 +132,59 @@ def _started(event: dict[str, Any]) -> bool:
 
 def sleep(seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
+
+
+class _HeldUpstream(ProxyServer):
+    """
+    One dispatcher connection to the broker: what the dispatcher sends is
+    dropped while the proxy is L{BrokerProxy.holding} (acks included).
+    """
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)  # type: ignore[attr-defined]
+        super().connectionMade()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        connections = self.factory.connections  # type: ignore[attr-defined]
+        if self in connections:
+            connections.remove(self)
+        super().connectionLost(reason)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.factory.holding:  # type: ignore[attr-defined]
+            return
+        super().dataReceived(data)
+
+
+class BrokerProxy(ProxyFactory):
+    """
+    A TCP forwarder between the dispatchers and RabbitMQ that can hold back
+    everything the dispatchers send: with it, a dispatcher keeps applying
+    (and committing) the messages it has prefetched while none of its acks
+    reach the broker, so killing it then is killing it after the commit
+    and before the ack, every time.
+    """
+
+    protocol = _HeldUpstream
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.holding = False
+        self.connections: list[_HeldUpstream] = []
+
+    def cut(self) -> None:
+        """
+        Abort every connection at once (what was held back is lost) and
+        stop holding.
+        """
+        for conn in list(self.connections):
+            transports: list[Any] = [conn.transport]
+            if conn.peer is not None:
+                transports.append(conn.peer.transport)
+            for transport in transports:
+                if transport is not None:
+                    transport.abortConnection()
+        self.holding = False
 
 
 @attrs.define
@@ -419,6 +474,8 @@ class FaultRig:
         self.created: list[int] = []
         self.driverErrors: list[str] = []
         self._nodeCount = 0
+        self._apiPaused = False
+        self._apiInFlight = 0
 
     # -- set-up --------------------------------------------------------------------------
 
@@ -432,6 +489,13 @@ class FaultRig:
         for statement in AUDIT_SQL:
             await self.db.runOperation(statement)
         self.testCase.addCleanup(lambda: Deferred.fromCoroutine(self.deleteQueues()))
+        amqp = urlsplit(realservices.AMQP_URL)
+        self.brokerProxy = BrokerProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
+        port = reactor.listenTCP(0, self.brokerProxy, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.testCase.addCleanup(port.stopListening)
+        self.testCase.addCleanup(self.brokerProxy.cut)
+        netloc = amqp.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port.getHost().port}"  # type: ignore[attr-defined]
+        self.dispatcherBusURL = amqp._replace(netloc=netloc).geturl()
         await self.cluster.start(self.testCase, self.db)
         removeAll = getattr(self.cluster, "removeAll", None)
         if removeAll is not None:
@@ -484,7 +548,9 @@ class FaultRig:
 
     # -- nodes ---------------------------------------------------------------------------
 
-    def _config(self, name: str, plugins: list[str], sections: dict[str, dict[str, Any]]) -> Path:
+    def _config(
+        self, name: str, plugins: list[str], sections: dict[str, dict[str, Any]], busURL: str | None = None
+    ) -> Path:
         home = self.workdir / name
         home.mkdir(exist_ok=True)
         lines = [
@@ -496,7 +562,7 @@ class FaultRig:
             "[database]",
             f"url = {json.dumps(self.dbURL)}",
             "[bus]",
-            f"url = {json.dumps(realservices.AMQP_URL)}",
+            f"url = {json.dumps(busURL or realservices.AMQP_URL)}",
             "heartbeat = 5",
             "[ganeti]",
             f"prefix = {json.dumps(self.prefix)}",
@@ -524,7 +590,7 @@ class FaultRig:
             self._nodeCount += 1
             name = f"dispatcher{self._nodeCount}"
         sections = {"dispatcher": self.dispatcherSection} if self.dispatcherSection else {}
-        node = await self._spawn(self._config(name, ["dispatcher"], sections))
+        node = await self._spawn(self._config(name, ["dispatcher"], sections, self.dispatcherBusURL))
         node.name = name  # type: ignore[attr-defined]
         self.dispatchers.append(node)
         return node
@@ -559,6 +625,20 @@ class FaultRig:
         if node in self.dispatchers:
             self.dispatchers.remove(node)
 
+    async def killAfterCommit(self, node: NodeProcess, hold: float = 1.0) -> NodeProcess:
+        """
+        Hold back everything the dispatchers send to the broker for
+        C{hold} seconds (they go on committing what they prefetched, their
+        acks lost), then SIGKILL C{node}, cut the connections and start it
+        again: the broker redelivers messages whose updates are committed.
+        """
+        self.brokerProxy.holding = True
+        await sleep(hold)
+        name = getattr(node, "name", None)
+        await self.kill(node)
+        self.brokerProxy.cut()
+        return await self.startDispatcher(name)
+
     async def restartDispatcher(self, node: NodeProcess) -> NodeProcess:
         name = getattr(node, "name", None)
         await self.kill(node)
@@ -585,9 +665,21 @@ class FaultRig:
 
     async def restartDatabase(self) -> None:
         """
-        Restart PostgreSQL (C{SNF_TEST_PG_RESTART}).
+        Restart PostgreSQL (C{SNF_TEST_PG_RESTART}) with the API's calls
+        quiesced around it: the jobs already submitted keep running in
+        Ganeti and their messages reach the dispatcher while the database is
+        down. (The API's own writes are not atomic with its RAPI calls: a
+        create or destroy cut between its transaction and its job leaves a
+        pending task or commission behind, which the dispatcher cannot know
+        of; that is the API's concern, kept out of this proof.)
         """
-        await deferToThread(realservices.runBlocking, realservices.pgRestartCommand())
+        self._apiPaused = True
+        while self._apiInFlight:
+            await sleep(0.01)
+        try:
+            await deferToThread(realservices.runBlocking, realservices.pgRestartCommand())
+        finally:
+            self._apiPaused = False
 
     # -- the driver ----------------------------------------------------------------------
 
@@ -598,6 +690,9 @@ class FaultRig:
         retried after a pause.
         """
         while True:
+            while self._apiPaused:
+                await sleep(0.01)
+            self._apiInFlight += 1
             try:
                 return await call()
             except BuildInProgress:
@@ -606,6 +701,8 @@ class FaultRig:
                 raise
             except Exception as e:  # the fault being injected: retried, and recorded
                 self.driverErrors.append(f"{what}: {type(e).__name__}: {e}")
+            finally:
+                self._apiInFlight -= 1
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what}: still failing at the deadline; errors: {self.driverErrors[-5:]}")
             await sleep(0.5)
