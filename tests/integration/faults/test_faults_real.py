@@ -8,8 +8,9 @@ Only a handful of servers: instance creation on the real cluster takes
 about a second per instance even with the fake hypervisor and the noop OS,
 and the cluster is shared with other suites, so 200 would take minutes.
 The faults are the ones whose handling depends on Ganeti's real job files
-and timestamps: the dispatcher SIGKILLed and the watcher SIGKILLed and
-restarted, both while servers are being created and deleted.
+and timestamps: the dispatcher SIGKILLed after its commits and before its
+acks, and the watcher SIGKILLed, both restarted while servers are being
+created and deleted.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ class RealClusterFaultTests(QuiescingTestCase):
     async def test_dispatcherAndWatcherKilled(self) -> None:
         """
         Six servers created on the real cluster, every other one deleted
-        once ACTIVE; meanwhile the dispatcher and the watcher are killed and
-        restarted. Every server ends as Ganeti has it, nothing applied twice
+        once ACTIVE; meanwhile the dispatcher is killed after committing
+        and before acking (its acks held back), and the watcher is killed;
+        both are started again. Every server ends as Ganeti has it, nothing applied twice
         or lost, no dead letters.
         """
         rig = FaultRig(self, RealGaneti())
@@ -36,7 +38,7 @@ class RealClusterFaultTests(QuiescingTestCase):
         await rig.startDispatcher()
 
         async def fault() -> None:
-            await rig.restartDispatcher(rig.dispatchers[0])
+            await rig.killAfterCommit(rig.dispatchers[0], hold=0.5)
             await rig.restartWatcher()
 
         await rig.drive(SERVERS, deleteEvery=2, concurrency=3, fault=fault, faultAfter=0.34, timeout=200)
