@@ -15,7 +15,11 @@ malformed, is dead-lettered with the reason in its C{x-snf-reason} header
 (never silently acked). Any other error is retried after a backoff
 (C{retry_backoff} doubling up to C{retry_backoff_max}; the object's later
 messages wait behind it, keeping the order) at most C{max_retries} times,
-then dead-lettered. Stopping cancels the backoff timers and gives the
+then dead-lettered; but while the database is unreachable
+(L{DatabaseUnavailableError}) a message waits for it with the same backoff,
+for as long as it takes, without using up its retries: an outage longer
+than the retry budget must not turn valid updates into dead letters.
+Stopping cancels the backoff timers and gives the
 waiting messages back to the queue.
 
 A redelivered message (after a broker restart, a dispatcher killed before
@@ -41,6 +45,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from synnefo_twisted.bus.topology import Topology, eventQueues, synnefoTopology
+from synnefo_twisted.db import DatabaseUnavailableError
 from synnefo_twisted.db.repositories import BackendRepository
 from synnefo_twisted.health import Health
 from synnefo_twisted.interfaces import IHealthReporter
@@ -97,13 +102,14 @@ class _Pending:
     One message in a target's line.
     """
 
-    __slots__ = ("attempts", "body", "done", "kind", "message", "timer")
+    __slots__ = ("attempts", "body", "done", "kind", "message", "timer", "waits")
 
     def __init__(self, message: Any, kind: str, body: Mapping[str, Any]) -> None:
         self.message = message
         self.kind = kind
         self.body = body
         self.attempts = 0
+        self.waits = 0
         self.done: Deferred[None] = Deferred()
         self.timer: IDelayedCall | None = None
 
@@ -285,6 +291,22 @@ class DispatcherService(Service):
                 assert isinstance(error, MalformedMessage)
                 reason = f"malformed: {error.reason}"
                 self._finish(key, pending, self._deadLetter(pending.kind, message, reason))
+                return
+            if result.check(DatabaseUnavailableError) and not self._stopping:
+                # The database is unreachable, not the message at fault: wait
+                # for it however long it takes (nothing else could apply the
+                # message meanwhile), without using up the message's attempts.
+                pending.attempts -= 1
+                pending.waits += 1
+                delay = min(self.settings.retryBackoff * (2 ** (pending.waits - 1)), self.settings.retryBackoffMax)
+                log.warn(
+                    "database unavailable; applying a {kind} message again in {delay}s: {error}",
+                    kind=pending.kind,
+                    delay=delay,
+                    error=result.getErrorMessage(),
+                )
+                self._count(pending.kind, "waited")
+                pending.timer = self._reactor.callLater(delay, self._retry, key, pending)
                 return
             if pending.attempts <= self.settings.maxRetries and not self._stopping:
                 delay = min(self.settings.retryBackoff * (2 ** (pending.attempts - 1)), self.settings.retryBackoffMax)

@@ -19,6 +19,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from synnefo_twisted.bus.memory import MemoryBus
+from synnefo_twisted.db import DatabaseUnavailableError
 from synnefo_twisted.dispatcher.service import DispatcherService, DispatcherSettings, dispatcherTopology
 from synnefo_twisted.interfaces import IHealthReporter
 from synnefo_twisted.logic.dispatchapply import ApplyOutcome, MalformedMessage
@@ -192,6 +193,23 @@ class DispatcherServiceTests(TestCase):
         self.assertEqual(dead.headers["x-snf-reason"], "failed after 3 attempts: RuntimeError: boom")
         self.assertEqual(len(self.applier.calls), 3)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_databaseUnavailableWaits(self) -> None:
+        """
+        While the database is unreachable a message is retried (backoff up
+        to the longest wait) without using up its attempts: it is applied
+        once the database is back, however long that took, never
+        dead-lettered for it.
+        """
+        self.applier.script = [DatabaseUnavailableError("no connection to database")] * 6
+        self.publish(op("snf-1", 1))
+        for _ in range(6):
+            self.clock.advance(1.5)
+            self.flush()
+        self.assertEqual(len(self.applier.calls), 7)
+        self.assertEqual(self.service.counts["applied"], 1)
+        self.assertEqual(self.deadLetters(), [])
+        self.assertEqual(self.count("snf-events-op"), 0)
 
     def test_orderPerServer(self) -> None:
         """
