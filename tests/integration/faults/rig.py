@@ -187,6 +187,51 @@ class BrokerProxy(ProxyFactory):
         self.holding = False
 
 
+class _Partitionable(ProxyServer):
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)  # type: ignore[attr-defined]
+        super().connectionMade()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        connections = self.factory.connections  # type: ignore[attr-defined]
+        if self in connections:
+            connections.remove(self)
+        super().connectionLost(reason)
+
+
+class PartitionProxy(ProxyFactory):
+    """
+    A TCP forwarder between the dispatchers and PostgreSQL that can play a
+    network partition: every connection cut, new ones closed at once,
+    until it is healed.
+    """
+
+    protocol = _Partitionable
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.partitioned = False
+        self.connections: list[_Partitionable] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.partitioned:
+            return None
+        return super().buildProtocol(addr)
+
+    def partition(self) -> None:
+        self.partitioned = True
+        for conn in list(self.connections):
+            transports: list[Any] = [conn.transport]
+            if conn.peer is not None:
+                transports.append(conn.peer.transport)
+            for transport in transports:
+                if transport is not None:
+                    transport.abortConnection()
+
+    def heal(self) -> None:
+        self.partitioned = False
+
+
 @attrs.define
 class Expected:
     """
@@ -496,6 +541,13 @@ class FaultRig:
         self.testCase.addCleanup(self.brokerProxy.cut)
         netloc = amqp.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port.getHost().port}"  # type: ignore[attr-defined]
         self.dispatcherBusURL = amqp._replace(netloc=netloc).geturl()
+        pg = urlsplit(self.dbURL)
+        self.databaseProxy = PartitionProxy(pg.hostname or "127.0.0.1", pg.port or 5432)
+        port = reactor.listenTCP(0, self.databaseProxy, interface="127.0.0.1")  # type: ignore[arg-type]
+        self.testCase.addCleanup(port.stopListening)
+        self.testCase.addCleanup(self.databaseProxy.partition)
+        netloc = pg.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port.getHost().port}"  # type: ignore[attr-defined]
+        self.dispatcherDatabaseURL = pg._replace(netloc=netloc).geturl()
         await self.cluster.start(self.testCase, self.db)
         removeAll = getattr(self.cluster, "removeAll", None)
         if removeAll is not None:
@@ -549,7 +601,12 @@ class FaultRig:
     # -- nodes ---------------------------------------------------------------------------
 
     def _config(
-        self, name: str, plugins: list[str], sections: dict[str, dict[str, Any]], busURL: str | None = None
+        self,
+        name: str,
+        plugins: list[str],
+        sections: dict[str, dict[str, Any]],
+        busURL: str | None = None,
+        databaseURL: str | None = None,
     ) -> Path:
         home = self.workdir / name
         home.mkdir(exist_ok=True)
@@ -560,7 +617,7 @@ class FaultRig:
             'admin_listen = "tcp:0:interface=127.0.0.1"',
             'state_dir = "./state"',
             "[database]",
-            f"url = {json.dumps(self.dbURL)}",
+            f"url = {json.dumps(databaseURL or self.dbURL)}",
             "[bus]",
             f"url = {json.dumps(busURL or realservices.AMQP_URL)}",
             "heartbeat = 5",
@@ -590,7 +647,8 @@ class FaultRig:
             self._nodeCount += 1
             name = f"dispatcher{self._nodeCount}"
         sections = {"dispatcher": self.dispatcherSection} if self.dispatcherSection else {}
-        node = await self._spawn(self._config(name, ["dispatcher"], sections, self.dispatcherBusURL))
+        home = self._config(name, ["dispatcher"], sections, self.dispatcherBusURL, self.dispatcherDatabaseURL)
+        node = await self._spawn(home)
         node.name = name  # type: ignore[attr-defined]
         self.dispatchers.append(node)
         return node
@@ -662,6 +720,17 @@ class FaultRig:
         await deferToThread(realservices.runBlocking, stop)
         await sleep(down)
         await deferToThread(realservices.runBlocking, start)
+
+    async def partitionDatabase(self, seconds: float = 6.0) -> None:
+        """
+        Cut the dispatchers off PostgreSQL for C{seconds} (longer than the
+        dispatcher's default retry budget, 0.5 + 1 + 2 s), then heal.
+        """
+        self.databaseProxy.partition()
+        try:
+            await sleep(seconds)
+        finally:
+            self.databaseProxy.heal()
 
     async def restartDatabase(self) -> None:
         """

@@ -65,6 +65,16 @@ class FaultScenarios(TestCase):
         rig = await self.rig()
         await self.prove(rig, rig.restartDatabase)
 
+    async def test_databaseUnreachable(self) -> None:
+        """
+        The dispatcher cut off PostgreSQL for six seconds (a partition:
+        its connections dropped, new ones refused), longer than its retry
+        budget for a failing message: the messages wait for the database
+        instead of being dead-lettered.
+        """
+        rig = await self.rig()
+        await self.prove(rig, rig.partitionDatabase)
+
     async def test_dispatcherKilled(self) -> None:
         """
         The dispatcher SIGKILLed twice while applying messages, started
