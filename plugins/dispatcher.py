@@ -6,8 +6,7 @@ Section C{[dispatcher]}:
   - C{prefetch}: unacknowledged messages per queue;
   - C{concurrency}: messages applied at once (different servers; one
     server's messages always in order);
-  - C{max_retries}: retries of a message whose processing failed (not
-    counting waits for an unreachable database), before
+  - C{max_retries}: retries of a message whose processing failed, before
     it is dead-lettered;
   - C{retry_backoff}, C{retry_backoff_max}: seconds before the first retry
     (doubling) and the longest wait;

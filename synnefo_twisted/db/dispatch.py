@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 
 from synnefo_twisted.db.models import BackendNetwork, Flavor, Network, Port, Server, Volume, columns
 from synnefo_twisted.db.repositories import ServerRepository, _dbValue, _Repository
+
+if TYPE_CHECKING:
+    from synnefo_twisted.logic.dispatch import RowUpdate
 
 Rows = list[tuple[Any, ...]]
 
@@ -57,6 +60,44 @@ class DispatchRepository(_Repository):
         sets, params = _assignments(fields, _SERVER_COLUMNS, "servers")
         d = self._query(f"UPDATE servers SET {sets}, updated = {self._now()} WHERE id = %s", (*params, serverId))
         return d.addCallback(lambda _: None)
+
+    def applyRowUpdate(self, update: RowUpdate) -> Deferred[bool]:
+        """
+        Apply a L{RowUpdate} in one statement (its own transaction when run
+        on the database; the UPDATE locks the row): each register written
+        only if the message is newer than its stamp, nothing at all when
+        the server is deleted or, for a final status, has a task this job
+        may be (those take the full path). Deferred True when something
+        was written; False: nothing to write, or the full path must decide.
+        """
+        newer = "({col} IS NULL OR {col} < %(t)s)"
+        jobNewer = newer.format(col="jobtime")
+        params: dict[str, object] = {"t": update.eventTime, "id": update.serverId, "job": update.jobId}
+        sets = []
+        for column, value in update.jobFields.items():
+            if column == "jobtime":
+                continue
+            params[column] = value
+            sets.append(f"{column} = CASE WHEN {jobNewer} THEN %({column})s ELSE {column} END")
+        sets.append(f"jobtime = CASE WHEN {jobNewer} THEN %(t)s ELSE jobtime END")
+        wanted = [jobNewer]
+        if update.backendtime:
+            btNewer = newer.format(col="backendtime")
+            sets.append(f"backendtime = CASE WHEN {btNewer} THEN %(t)s ELSE backendtime END")
+            wanted.append(btNewer)
+        if update.operstate is not None:
+            stNewer = newer.format(col="statetime")
+            params["operstate"] = update.operstate
+            sets.append(f"operstate = CASE WHEN {stNewer} THEN %(operstate)s ELSE operstate END")
+            sets.append(f"statetime = CASE WHEN {stNewer} THEN %(t)s ELSE statetime END")
+            wanted.append(stNewer)
+        where = "id = %(id)s AND deleted = FALSE AND (" + " OR ".join(wanted) + ")"
+        if update.final:
+            where += " AND (task IS NULL OR (task_job_id IS NOT NULL AND task_job_id <> %(job)s))"
+        d = self._query(
+            f"UPDATE servers SET {', '.join(sets)}, updated = {self._now()} WHERE {where} RETURNING id", params
+        )
+        return d.addCallback(bool)
 
     def recordSubmittedJob(self, serverId: int, jobId: int, *, backendJob: bool = False) -> Deferred[Server | None]:
         """

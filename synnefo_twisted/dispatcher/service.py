@@ -12,14 +12,12 @@ about different objects run concurrently, at most C{concurrency} at once.
 
 Failures: a message that is not JSON, or that the state machine finds
 malformed, is dead-lettered with the reason in its C{x-snf-reason} header
-(never silently acked). Any other error is retried after a backoff
+(never silently acked). While the database cannot be reached (down,
+restarting, connection lost), the message waits and is tried again with
+the same backoff, without limit. Any other error is retried after a backoff
 (C{retry_backoff} doubling up to C{retry_backoff_max}; the object's later
 messages wait behind it, keeping the order) at most C{max_retries} times,
-then dead-lettered; but while the database is unreachable
-(L{DatabaseUnavailableError}) a message waits for it with the same backoff,
-for as long as it takes, without using up its retries: an outage longer
-than the retry budget must not turn valid updates into dead letters.
-Stopping cancels the backoff timers and gives the
+then dead-lettered. Stopping cancels the backoff timers and gives the
 waiting messages back to the queue.
 
 A redelivered message (after a broker restart, a dispatcher killed before
@@ -39,6 +37,7 @@ from typing import Any
 import attrs
 from twisted.application.service import IService, Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -89,6 +88,21 @@ def dispatcherTopology(prefix: str, mirrored: bool = False) -> Topology:
     return synnefoTopology(prefix, mirrored=mirrored)
 
 
+def _transient(failure: Failure) -> bool:
+    """
+    Whether a failure says the database could not be reached (down,
+    restarting, connection lost, a deadlock victim) rather than that the
+    message cannot be applied.
+    """
+    if failure.check(DatabaseUnavailableError, ConnectionLost, ConnectionDone):
+        return True
+    try:
+        import psycopg2
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        return False
+    return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError))
+
+
 def _targetKey(kind: str, body: Mapping[str, Any]) -> str:
     for field in ("instance", "network", "cluster"):
         value = body.get(field)
@@ -102,14 +116,14 @@ class _Pending:
     One message in a target's line.
     """
 
-    __slots__ = ("attempts", "body", "done", "kind", "message", "timer", "waits")
+    __slots__ = ("attempts", "body", "done", "kind", "message", "outages", "timer")
 
     def __init__(self, message: Any, kind: str, body: Mapping[str, Any]) -> None:
         self.message = message
         self.kind = kind
         self.body = body
         self.attempts = 0
-        self.waits = 0
+        self.outages = 0
         self.done: Deferred[None] = Deferred()
         self.timer: IDelayedCall | None = None
 
@@ -292,20 +306,21 @@ class DispatcherService(Service):
                 reason = f"malformed: {error.reason}"
                 self._finish(key, pending, self._deadLetter(pending.kind, message, reason))
                 return
-            if result.check(DatabaseUnavailableError) and not self._stopping:
-                # The database is unreachable, not the message at fault: wait
-                # for it however long it takes (nothing else could apply the
-                # message meanwhile), without using up the message's attempts.
+            if _transient(result) and not self._stopping:
+                # The database is down or restarting: wait for it, however
+                # long; this is not the message's fault.
                 pending.attempts -= 1
-                pending.waits += 1
-                delay = min(self.settings.retryBackoff * (2 ** (pending.waits - 1)), self.settings.retryBackoffMax)
+                pending.outages += 1
+                delay = min(
+                    self.settings.retryBackoff * (2 ** min(pending.outages - 1, 16)), self.settings.retryBackoffMax
+                )
                 log.warn(
-                    "database unavailable; applying a {kind} message again in {delay}s: {error}",
+                    "database unavailable applying a {kind} message, retrying in {delay}s: {error}",
                     kind=pending.kind,
                     delay=delay,
                     error=result.getErrorMessage(),
                 )
-                self._count(pending.kind, "waited")
+                self._count(pending.kind, "waiting-database")
                 pending.timer = self._reactor.callLater(delay, self._retry, key, pending)
                 return
             if pending.attempts <= self.settings.maxRetries and not self._stopping:
@@ -351,12 +366,18 @@ class DispatcherService(Service):
         d.addBoth(self._attempted, key, pending)
 
     def _finish(self, key: str, pending: _Pending, settling: Deferred[None] | None) -> None:
-        line = self._lines.get(key)
-        if line and line[0] is pending:
-            line.pop(0)
+        """
+        The line's head is done once C{settling} (a dead-lettering) fired:
+        only then does it leave the line (so a message for the same object
+        arriving meanwhile waits behind it) and the next one start.
+        """
 
         def done(_: object = None) -> None:
-            pending.done.callback(None)
+            line = self._lines.get(key)
+            if line and line[0] is pending:
+                line.pop(0)
+            if not pending.done.called:
+                pending.done.callback(None)
             self._next(key)
 
         if settling is None:

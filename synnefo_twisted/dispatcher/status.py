@@ -29,7 +29,15 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 
-from synnefo_twisted.bus.topology import GANETI_EXCHANGE, HEARTBEAT_ROUTING_KEY, Binding, Queue, Topology, queuePrefix
+from synnefo_twisted.bus.topology import (
+    GANETI_EXCHANGE,
+    HEARTBEAT_ROUTING_KEY,
+    Binding,
+    Exchange,
+    Queue,
+    Topology,
+    queuePrefix,
+)
 from synnefo_twisted.ganeti.events import HEARTBEAT, HEARTBEAT_TAG
 
 log = Logger()
@@ -91,6 +99,7 @@ class StatusResponder(Service):
     def topology(self) -> Topology:
         expiring = {"x-expires": QUEUE_EXPIRES_MS}
         return Topology(
+            exchanges=(Exchange(GANETI_EXCHANGE, "topic", True),),
             queues=(
                 Queue(requestQueue(self._prefix), durable=False, arguments=expiring),
                 Queue(self.heartbeatQueue, durable=False, arguments=expiring),
@@ -210,6 +219,7 @@ async def statusCheck(reactor: Any, bus: Any, prefix: str = "snf-", timeout: flo
     replyKey = f"{p}.dispatcher.reply.{tag}"
     await bus.declare(
         Topology(
+            exchanges=(Exchange(GANETI_EXCHANGE, "topic", True),),
             queues=(Queue(replyQueue, durable=False, arguments={"x-expires": QUEUE_EXPIRES_MS}),),
             bindings=(Binding(replyQueue, GANETI_EXCHANGE, replyKey),),
         )

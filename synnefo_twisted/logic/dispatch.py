@@ -326,7 +326,8 @@ class OpDecision:
         ones), delete its ports, mark its volumes deleted.
     @ivar createFailed: mark its volumes ERROR, delete its tags.
     @ivar portsError: mark its ports ERROR (the create failed).
-    @ivar activateTags: the create succeeded: its tags become ACTIVE.
+    @ivar activateTags: the create succeeded: its tags become ACTIVE (even
+        when nothing else changes: a newer message may have come first).
     @ivar nics, disks: Ganeti's NICs / disks to sync (L{planNics}, L{planDisks}).
     @ivar addTags, deleteTags: user tags a tags job set or deleted.
     """
@@ -358,6 +359,86 @@ def _instanceGone(message: OpMessage) -> bool:
     return bool(_INSTANCE_GONE.search(text))
 
 
+def onlyJobFields(message: OpMessage) -> bool:
+    """
+    Whether C{message} can change nothing but the job fields (a status that
+    is not final, or a snapshot): then L{decideOp} writes L{jobFields}
+    exactly when the server is not deleted and the message is newer than
+    C{jobtime}, which the shell does in one conditional UPDATE.
+    """
+    return not message.final or message.operation == "OP_INSTANCE_SNAPSHOT"
+
+
+def jobFields(message: OpMessage) -> dict[str, object]:
+    """
+    The job fields (register C{jobtime}) C{message} writes.
+    """
+    return {
+        "backendjobid": message.jobId,
+        "backendjobstatus": message.status,
+        "backendopcode": message.operation,
+        "backendlogmsg": message.logmsg,
+        "jobtime": message.eventTime,
+    }
+
+
+#: Opcodes whose final status may need more than the server row (NICs,
+#: volumes, tags, flavor, IPs): never on the single-statement path.
+_ROW_ONLY_EXCLUDED = frozenset(
+    {"OP_INSTANCE_CREATE", "OP_INSTANCE_REMOVE", "OP_INSTANCE_SET_PARAMS", "OP_TAGS_SET", "OP_TAGS_DEL"}
+)
+
+
+@attrs.frozen
+class RowUpdate:
+    """
+    What a message writes when it touches only the server row and no task
+    of the server is concerned: the shell applies it as one conditional
+    UPDATE whose register tests are those of L{decideOp}.
+
+    @ivar jobFields: written when newer than C{jobtime}.
+    @ivar backendtime: the message moves C{backendtime} (a success).
+    @ivar operstate: written with C{statetime} when newer than it (or None).
+    @ivar final: the task guard applies (a final status resolves the task
+        whose job this is: such servers take the full path).
+    """
+
+    serverId: int
+    eventTime: datetime
+    jobId: int
+    jobFields: Mapping[str, object]
+    backendtime: bool
+    operstate: str | None
+    final: bool
+
+
+def rowUpdate(message: OpMessage) -> RowUpdate | None:
+    """
+    The L{RowUpdate} of C{message}, or None when it needs the full path
+    (L{decideOp} with the rows it reads): a create, remove, resize or tags
+    job's end, or a message with NICs, disks, hvparams or beparams.
+    """
+    if message.serverId is None:
+        return None
+    if not onlyJobFields(message):
+        if message.operation in _ROW_ONLY_EXCLUDED:
+            return None
+        if message.nics is not None or message.disks is not None or message.hvparams is not None:
+            return None
+        if beparamsSpec(message) is not None:
+            return None
+    success = message.final and message.status == SUCCESS and not onlyJobFields(message)
+    return RowUpdate(
+        serverId=message.serverId,
+        eventTime=message.eventTime,
+        jobId=message.jobId,
+        jobFields=jobFields(message),
+        backendtime=success,
+        operstate=OPER_STATE_FROM_OPCODE.get(message.operation) if success else None,
+        final=message.final and not onlyJobFields(message),
+    )
+
+
 def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) -> OpDecision:
     """
     What C{message} changes on C{server} (spec §2.5 C{process_op_status}).
@@ -365,21 +446,17 @@ def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) ->
     @param flavorId: the flavor matching L{beparamsSpec}, looked up by the
         shell (None when the message sets no beparams).
     """
-    if server.deleted:
-        return OpDecision(False, "deleted")
     t = message.eventTime
+    if server.deleted and (server.statetime is None or t > server.statetime):
+        # Nothing happens to an instance after its removal; older messages
+        # still go through the registers (each keeps its newest value).
+        return OpDecision(False, "deleted")
     op = message.operation
     status = message.status
     fields: dict[str, object] = {}
     if _after(t, server.jobtime):
-        fields.update(
-            backendjobid=message.jobId,
-            backendjobstatus=status,
-            backendopcode=op,
-            backendlogmsg=message.logmsg,
-            jobtime=t,
-        )
-    if op == "OP_INSTANCE_SNAPSHOT" or not message.final:
+        fields.update(jobFields(message))
+    if onlyJobFields(message):
         return OpDecision(bool(fields), "applied" if fields else "stale", fields)
 
     success = status == SUCCESS
@@ -401,7 +478,10 @@ def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) ->
     if stateWritten:
         fields.update(operstate=newState, statetime=t)
         if remove:
-            fields.update(deleted=True, rescue=False)
+            # rescue is left to the details register: a deleted server's
+            # rescue flag means nothing, and resetting it here would let
+            # the delivery order decide its final value.
+            fields["deleted"] = True
     if success and flavorId is not None and _after(t, server.flavortime):
         if flavorId != server.flavor_id:
             fields["flavor_id"] = flavorId
@@ -448,7 +528,7 @@ def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) ->
         remove=remove and stateWritten,
         createFailed=createFailed and stateWritten,
         portsError=portsError,
-        activateTags=op == "OP_INSTANCE_CREATE" and success and stateWritten,
+        activateTags=op == "OP_INSTANCE_CREATE" and success,
         nics=nics,
         disks=disks,
         addTags=addTags,
@@ -465,8 +545,9 @@ class NicPlan:
     How a server's ports follow Ganeti's NICs (spec §2.5 C{update_vm_nics}).
 
     @ivar updates: C{(port id, columns)} for ports Ganeti has.
-    @ivar delete: ports of the server Ganeti no longer has (ACTIVE or DOWN
-        ones: a port still in BUILD or ERROR is waiting for a job).
+    @ivar delete: ports of the server Ganeti did not have at the message's
+        time although they existed C{grace} seconds before it (a newer port
+        may be waiting for its attach job).
     @ivar unknown: names of Ganeti NICs that match no port of the server.
     """
 
@@ -475,12 +556,23 @@ class NicPlan:
     unknown: tuple[str, ...]
 
 
+#: Seconds a new port may be missing from Ganeti (its attach job pending)
+#: before a message without it deletes it (the original's 60 s).
+NIC_GRACE = 60.0
+
 _FIREWALL = {"ENABLED": "ENABLED", "DISABLED": "DISABLED", "PROTECTED": "PROTECTED"}
 
 
-def planNics(ports: Sequence[Port], nics: Sequence[Mapping[str, Any]], prefix: str = naming.DEFAULT_PREFIX) -> NicPlan:
+def planNics(
+    ports: Sequence[Port],
+    nics: Sequence[Mapping[str, Any]],
+    eventTime: datetime,
+    prefix: str = naming.DEFAULT_PREFIX,
+    grace: float = NIC_GRACE,
+) -> NicPlan:
     """
-    Match Ganeti's NICs to the server's ports by name (C{snf-nic-<id>}).
+    Match Ganeti's NICs (as they were at C{eventTime}) to the server's
+    ports by name (C{snf-nic-<id>}).
     """
     byId = {p.id: p for p in ports}
     seen: set[int] = set()
@@ -499,12 +591,13 @@ def planNics(ports: Sequence[Port], nics: Sequence[Mapping[str, Any]], prefix: s
         if isinstance(mac, str) and mac:
             wanted["mac"] = mac.lower()
         firewall = nic.get("firewall")
-        if isinstance(firewall, str) and firewall.upper() in _FIREWALL:
-            wanted["firewall_profile"] = _FIREWALL[firewall.upper()]
+        # No profile tag in Ganeti: no profile.
+        wanted["firewall_profile"] = _FIREWALL.get(firewall.upper()) if isinstance(firewall, str) else None
         change = {k: v for k, v in wanted.items() if getattr(port, k) != v}
         if change:
             updates.append((port.id, change))
-    delete = tuple(p.id for p in ports if p.id not in seen and p.state in ("ACTIVE", "DOWN"))
+    cutoff = eventTime - timedelta(seconds=grace)
+    delete = tuple(p.id for p in ports if p.id not in seen and p.created < cutoff)
     return NicPlan(tuple(updates), delete, tuple(unknown))
 
 
@@ -513,16 +606,17 @@ def planDisks(
 ) -> tuple[tuple[int, Mapping[str, object]], ...]:
     """
     C{(volume id, columns)} for the server's volumes Ganeti reports
-    (C{snf-vol-<id>}, size in MiB): IN_USE, at their index, with their size
-    in GiB.
+    (C{snf-vol-<id>}, size in MiB): IN_USE (unless deleted), at their
+    index, with their size in GiB.
     """
     byName = {naming.volumeName(v.id, prefix): v for v in volumes}
     updates: list[tuple[int, Mapping[str, object]]] = []
     for index, disk in enumerate(disks):
         volume = byName.get(str(disk.get("name")))
-        if volume is None or volume.deleted:
+        if volume is None:
             continue
-        wanted: dict[str, object] = {"status": "IN_USE", "idx": index}
+        # A volume deleted (by a newer removal) keeps its status.
+        wanted: dict[str, object] = {"idx": index} if volume.deleted else {"status": "IN_USE", "idx": index}
         size = disk.get("size")
         if isinstance(size, int) and size > 0:
             wanted["size"] = max(1, size >> 10)
@@ -618,10 +712,10 @@ def decideProgress(server: Server, message: ProgressMessage) -> int | None:
     """
     The new C{buildpercentage}, or None when it does not grow (progress
     only moves forward, so repeated or late messages change nothing).
-    Diagnostics are recorded even for deleted servers (a late message
-    still tells what happened).
+    Deleted servers too: a late message still tells what happened (and
+    the result does not depend on whether it came before the removal).
     """
-    if message.progress is None or server.deleted or message.progress <= server.buildpercentage:
+    if message.progress is None or message.progress <= server.buildpercentage:
         return None
     return message.progress
 

@@ -72,6 +72,12 @@ async def _apply(db: Any, kind: str, message: Mapping[str, Any], prefix: str) ->
         op = dispatch.parseOpMessage(message, prefix)
         if op.serverId is None:
             return ApplyOutcome(False, "not-ours", kind)
+        update = dispatch.rowUpdate(op)
+        if update is not None and await DispatchRepository(db).applyRowUpdate(update):
+            # The common case (queued, running, a start or stop ending): one
+            # statement, its own transaction. When it writes nothing, the
+            # full path tells why (stale, deleted, unknown) or does the rest.
+            return ApplyOutcome(True, "applied", kind, op.serverId)
         outcome: ApplyOutcome = await db.runInteraction(_applyOp, op, prefix)
     elif kind == "progress":
         progress = dispatch.parseProgressMessage(message, prefix)
@@ -104,11 +110,13 @@ async def _applyOp(tx: Any, message: dispatch.OpMessage, prefix: str) -> ApplyOu
         return ApplyOutcome(False, "unknown-instance", "op", message.serverId)
     flavorId: int | None = None
     spec = dispatch.beparamsSpec(message)
-    if spec is not None and not server.deleted:
+    if spec is not None:
         flavorId = await repo.flavorLike(server.flavor_id, *spec)
-        if flavorId is None:
+        if flavorId is None and not server.deleted:
             raise DispatchError(f"no flavor with vcpus/ram {spec} like flavor {server.flavor_id} of server {server.id}")
     decision = dispatch.decideOp(server, message, flavorId)
+    if decision.activateTags:
+        await repo.setTagsStatus(server.id, "ACTIVE")
     if not decision.applied:
         return ApplyOutcome(False, decision.reason, "op", server.id)
     if decision.fields:
@@ -122,10 +130,8 @@ async def _applyOp(tx: Any, message: dispatch.OpMessage, prefix: str) -> ApplyOu
     if decision.createFailed:
         await repo.markVolumes(server.id, "ERROR")
         await repo.deleteTags(server.id)
-    if decision.activateTags:
-        await repo.setTagsStatus(server.id, "ACTIVE")
     if decision.nics is not None:
-        plan = dispatch.planNics(await repo.ports(server.id), decision.nics, prefix)
+        plan = dispatch.planNics(await repo.ports(server.id), decision.nics, message.eventTime, prefix)
         for portId, fields in plan.updates:
             await repo.updatePort(portId, fields)
         for portId in plan.delete:

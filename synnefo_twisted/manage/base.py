@@ -58,6 +58,7 @@ class ManageContext:
     err: IO[str] = attrs.field(factory=lambda: sys.stderr)
     stdin: IO[str] = attrs.field(factory=lambda: sys.stdin)
     _database: Any = None
+    _bus: Any = None
 
     def database(self) -> Deferred[Any]:
         """
@@ -81,11 +82,41 @@ class ManageContext:
 
         return BackendRegistry(database, self.config.section("ganeti")["prefix"], self.reactor)
 
+    def bus(self) -> Deferred[Any]:
+        """
+        The configured message bus (RabbitMQ), started on first use.
+
+        @raise CommandError: (in the Deferred) the bus is the in-process one,
+            which lives inside the node and cannot be reached from here.
+        """
+        if self._bus is not None:
+            return succeed(self._bus)
+        settings = self.config.section("bus")
+        if settings["url"].startswith("memory:"):
+            from twisted.internet.defer import fail
+
+            return fail(
+                CommandError(
+                    "the in-process bus (memory://) lives inside the node: "
+                    "queue commands need RabbitMQ ([bus] url = amqp://...)"
+                )
+            )
+        from synnefo_twisted.bus import openBus
+
+        bus = openBus(settings["url"], self.reactor, spec=settings["spec"], heartbeat=settings["heartbeat"])
+        self._bus = bus
+        return Deferred.fromCoroutine(_start(bus))
+
     def close(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._close())
+
+    async def _close(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            await bus.stopService()
         database, self._database = self._database, None
-        if database is None:
-            return succeed(None)
-        return database.stopService()
+        if database is not None:
+            await database.stopService()
 
 
 async def _start(database: Any) -> Any:

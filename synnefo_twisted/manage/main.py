@@ -22,6 +22,7 @@ from synnefo_twisted.manage import (  # noqa: F401  (each module registers its c
     core,
     networks,
     pools,
+    queues,
     quotas,
     reconcile,
     servers,

@@ -264,3 +264,20 @@ class DispatcherServiceTests(TestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(self.count("snf-events-op"), 2)
         self.assertEqual(len(self.applier.calls), 1)
+
+    def test_databaseOutageWaitsWithoutLimit(self) -> None:
+        """
+        While the database is unavailable the message waits (backoff capped at retry_backoff_max) however many
+        times, without using up its retries, and is applied once the database is back.
+        """
+        self.applier.script = [DatabaseUnavailableError("down")] * 6 + [RuntimeError("once")]
+        self.publish(op("snf-1", 1))
+        for _ in range(6):
+            self.clock.advance(1.5)
+            self.flush()
+        self.assertEqual(len(self.applier.calls), 7)
+        self.clock.advance(1.0)
+        self.flush()
+        self.assertEqual(len(self.applier.calls), 8)
+        self.assertEqual(self.service.counts["applied"], 1)
+        self.assertEqual(self.deadLetters(), [])
