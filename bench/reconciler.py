@@ -11,7 +11,7 @@ stopped, 0.5% removed (stale servers), 0.2% are extra instances (orphans),
 
   baseline    GET /2/instances?bulk=1 + GET /2/jobs?bulk=1 through the RAPI
               client, and one SELECT of the backend's servers: the least any
-              reconciliation has to read;
+              reconciliation has to read (best of three);
   report      reconcile every server: one Ganeti snapshot (the two bulk
               calls), the servers read in batches of --batch-size (as
               snf-manage reconcile-servers does), no fixes;
@@ -222,13 +222,16 @@ async def one(reactor: Any, label: str, url: str, options: argparse.Namespace) -
         client = RapiClient.forURL(reactor, f"http://127.0.0.1:{port.getHost().port}", "bench", "bench")
         backend = world["backend"]
 
-        t0 = time.perf_counter()
-        await client.getInstances(bulk=True)
-        await client.getJobs(bulk=True)
-        tRapi = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        await ServerRepository(db).listByBackend(backend.id)
-        tSelect = time.perf_counter() - t0
+        rapiTimes, selectTimes = [], []
+        for _ in range(3):  # best of three: the machine is shared
+            t0 = time.perf_counter()
+            await client.getInstances(bulk=True)
+            await client.getJobs(bulk=True)
+            rapiTimes.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            await ServerRepository(db).listByBackend(backend.id)
+            selectTimes.append(time.perf_counter() - t0)
+        tRapi, tSelect = min(rapiTimes), min(selectTimes)
         baseline = tRapi + tSelect
 
         tReport, found, _ = await reconcileAll(db, backend, client, FixOptions(), options.batch_size)

@@ -74,6 +74,7 @@ class ReconcilerPlugin:
             networks=bool(s["networks"]),
             thresholds=Thresholds(grace=timedelta(seconds=float(s["grace"]))),
             prefix=getattr(node.backends, "prefix", naming.DEFAULT_PREFIX),
+            metrics=node.metrics,
         )
 
 

@@ -18,13 +18,15 @@ and orphans are removed from Ganeti (there is no row to fix).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
 from synnefo_twisted.db.models import BackendNetwork, Network, Server
 from synnefo_twisted.ganeti import naming
+from synnefo_twisted.logic.dispatch import NIC_GRACE, OPER_STATE_FROM_OPCODE
+from synnefo_twisted.logic.servers import encodeTag
 
 #: the log message of every simulated event (the original's wording)
 LOGMSG = "Reconciliation: simulated Ganeti event"
@@ -61,8 +63,9 @@ NET_MISSING = "missing"
 NET_HANGING = "hanging"
 NET_UNSYNCED = "unsynced"
 NET_ORPHAN = "orphan"
+NET_UNRESERVED = "unreserved"
 
-NETWORK_KINDS = (NET_PARTED, NET_STALE, NET_MISSING, NET_HANGING, NET_UNSYNCED, NET_ORPHAN)
+NETWORK_KINDS = (NET_PARTED, NET_STALE, NET_MISSING, NET_HANGING, NET_UNSYNCED, NET_ORPHAN, NET_UNRESERVED)
 
 #: Ganeti firewall tag profile → API profile (spec §2.1)
 FIREWALL_FROM_TAG: Mapping[str, str] = {"protected": "ENABLED", "unprotected": "DISABLED", "limited": "PROTECTED"}
@@ -366,22 +369,31 @@ def _flavorMatches(s: DBServer, g: GanetiInstance) -> bool:
     return g.disk is None or g.disk == s.disk
 
 
-def nicKey(s: DBServer, prefix: str = naming.DEFAULT_PREFIX) -> list[tuple[Any, ...]]:
+def _unsettled(s: DBServer, now: datetime) -> set[int]:
     """
-    The ports of C{s} as ordered comparison tuples (port id, mac, network,
-    IPv4); ports in BUILD are left out (their NIC may not exist yet).
+    Ports not compared: in BUILD (their NIC may not exist yet), or younger
+    than the dispatcher's NIC grace (it would not delete them either).
     """
-    return sorted((p.id, (p.mac or "").lower(), p.networkId, p.ipv4) for p in s.ports if p.state != "BUILD")
+    cutoff = now - timedelta(seconds=NIC_GRACE)
+    return {p.id for p in s.ports if p.state == "BUILD" or p.created >= cutoff}
+
+
+def nicKey(s: DBServer, skip: set[int] | frozenset[int] = frozenset()) -> list[tuple[Any, ...]]:
+    """
+    The ports of C{s} (but C{skip}) as ordered comparison tuples (port id,
+    mac, network, IPv4).
+    """
+    return sorted((p.id, (p.mac or "").lower(), p.networkId, p.ipv4) for p in s.ports if p.id not in skip)
 
 
 def ganetiNicKey(g: GanetiInstance) -> list[tuple[Any, ...]]:
     return sorted((n.portId if n.portId is not None else -1, (n.mac or "").lower(), n.networkId, n.ip) for n in g.nics)
 
 
-def _nicsDiffer(s: DBServer, g: GanetiInstance) -> str | None:
-    db = nicKey(s)
-    building = {p.id for p in s.ports if p.state == "BUILD"}
-    gn = [k for k in ganetiNicKey(g) if k[0] not in building]
+def _nicsDiffer(s: DBServer, g: GanetiInstance, now: datetime) -> str | None:
+    skip = _unsettled(s, now)
+    db = nicKey(s, skip)
+    gn = [k for k in ganetiNicKey(g) if k[0] not in skip]
     if db != gn:
         return f"db {db} ganeti {gn}"
     profiles = {p.id: p.firewallProfile for p in s.ports}
@@ -395,8 +407,6 @@ def _nicsDiffer(s: DBServer, g: GanetiInstance) -> str | None:
 
 
 def _dbTags(s: DBServer) -> frozenset[str]:
-    from synnefo_twisted.logic.servers import encodeTag
-
     return frozenset(encodeTag(t) for t, status in s.tags.items() if status == "ACTIVE")
 
 
@@ -491,7 +501,7 @@ def detectServers(
                 )
             )
         if server.operstate != "BUILD":
-            nics = _nicsDiffer(s, g)
+            nics = _nicsDiffer(s, g, now)
             if nics is not None:
                 out.append(Drift(UNSYNCED_NICS, backendId, server.id, "nics", nics, g, s))
         if not _pendingTags(s):
@@ -621,9 +631,18 @@ def fixMessages(drift: Drift, now: datetime, cluster: str, prefix: str = naming.
         job = drift.job
         if job is None or not job.finalized or job.opId is None or not job.opId.startswith("OP_INSTANCE_"):
             return []
-        # The task job's own (lost) final message, at the job's end time.
+        # The task job's own (lost) final message, at the job's end time;
+        # then, if that outcome is no longer what Ganeti has (a later change
+        # whose message was lost too), the state Ganeti has, now.
         when = list(job.endTime) if job.endTime is not None else eventTime(now, after)
-        return [opMessage(name, job.opId, job.status, when, cluster, jobId=job.id)]
+        out = [opMessage(name, job.opId, job.status, when, cluster, jobId=job.id)]
+        outcome = OPER_STATE_FROM_OPCODE.get(job.opId) if job.status == "success" else None
+        if g is not None and outcome is not None and outcome != g.state:
+            op = "OP_INSTANCE_STARTUP" if g.state == "STARTED" else "OP_INSTANCE_SHUTDOWN"
+            ended = datetime.fromtimestamp(when[0], UTC) + timedelta(microseconds=when[1])
+            latest = ended if after is None else max(after, ended)
+            out.append(opMessage(name, op, "success", eventTime(now, latest, 1), cluster))
+        return out
     if drift.kind == STALE:
         return [opMessage(name, "OP_INSTANCE_REMOVE", "success", eventTime(now, after), cluster)]
     buildJob = server.backendjobid if server.backendjobid is not None else SIMULATED_JOB_ID
@@ -741,6 +760,7 @@ class NetworkDrift:
     networkId: int
     detail: str
     groups: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
 
     def row(self) -> dict[str, Any]:
         return {"kind": self.kind, "backend": self.backendId, "network": self.networkId, "detail": self.detail}
@@ -752,6 +772,7 @@ def detectNetworks(
     backendNetworks: Mapping[int, BackendNetwork],
     ganeti: Mapping[int, GanetiNetwork],
     groups: Iterable[str],
+    unreserved: Mapping[int, Sequence[str]] | None = None,
 ) -> list[NetworkDrift]:
     """
     Compare the live networks with one backend's Ganeti networks
@@ -760,6 +781,8 @@ def detectNetworks(
     @param networks: the live (not deleted) networks.
     @param backendNetworks: this backend's rows by network id.
     @param groups: the backend's node groups.
+    @param unreserved: by network id, addresses Ganeti reserves externally
+        that lie in the network's pools but are not reserved there.
     """
     allGroups = frozenset(groups)
     out: list[NetworkDrift] = []
@@ -787,6 +810,17 @@ def detectNetworks(
             )
         elif bn.operstate != "ACTIVE" and network.action != "DESTROY":
             out.append(NetworkDrift(NET_UNSYNCED, backendId, network.id, f"row {bn.operstate}, connected everywhere"))
+        addresses = tuple(sorted((unreserved or {}).get(network.id, ())))
+        if addresses:
+            out.append(
+                NetworkDrift(
+                    NET_UNRESERVED,
+                    backendId,
+                    network.id,
+                    f"reserved in Ganeti, not in the pool: {', '.join(addresses)}",
+                    addresses=addresses,
+                )
+            )
     for networkId in sorted(ganeti):
         if networkId not in live:
             g = ganeti[networkId]
@@ -802,6 +836,7 @@ def networkMessage(
     after: datetime | None,
     cluster: str,
     prefix: str = naming.DEFAULT_PREFIX,
+    jobFields: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """
     A simulated C{ganeti-network-status} message.
@@ -816,5 +851,5 @@ def networkMessage(
         "result": None,
         "cluster": cluster,
         "event_time": eventTime(now, after),
-        "job_fields": {},
+        "job_fields": dict(jobFields or {}),
     }

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from synnefo_twisted.db.reconcile import ReconcileRepository
+from synnefo_twisted.ganeti.errors import GanetiError
 from synnefo_twisted.logic import pools as poollogic
 from synnefo_twisted.logic.reconcile import Thresholds
 from synnefo_twisted.manage.base import BadInput, ManageContext, command
@@ -134,11 +135,20 @@ async def reconcileServersCommand(ctx: ManageContext, args: argparse.Namespace) 
     results: list[BatchResult] = []
     started = time.monotonic()
     snapshots: dict[int, GanetiSnapshot] = {}
+    failed: dict[int, str] = {}
     try:
         for backend, low, high in plan:
             client = registry.clientFor(backend)
+            if backend.id in failed:
+                progress.advance()
+                continue
             if backend.id not in snapshots:
-                snapshots[backend.id] = await takeSnapshot(client, _now, prefix)
+                try:
+                    snapshots[backend.id] = await takeSnapshot(client, _now, prefix)
+                except GanetiError as e:
+                    failed[backend.id] = str(e)
+                    progress.advance()
+                    continue
             results.append(
                 await reconcileServers(
                     database,
@@ -163,10 +173,19 @@ async def reconcileServersCommand(ctx: ManageContext, args: argparse.Namespace) 
         ctx,
         SERVER_COLUMNS,
         findings,
-        f"{servers} servers on {len(backends)} backends: {len(findings)} findings, {fixed} fixed "
+        f"{servers} servers on {len(backends) - len(failed)} backends: {len(findings)} findings, {fixed} fixed "
         f"({time.monotonic() - started:.2f} s)",
     )
-    return 0
+    return _unreachable(ctx, "reconcile-servers", failed)
+
+
+def _unreachable(ctx: ManageContext, name: str, failed: dict[int, str]) -> int:
+    """
+    Name the backends whose Ganeti could not be read; exit status 1 if any.
+    """
+    for backendId, error in sorted(failed.items()):
+        ctx.err.write(f"snf-manage {name}: backend {backendId} not reconciled: {' '.join(error.split())}\n")
+    return 1 if failed else 0
 
 
 def _networkArguments(p: argparse.ArgumentParser) -> None:
@@ -181,19 +200,23 @@ async def reconcileNetworksCommand(ctx: ManageContext, args: argparse.Namespace)
     prefix = ctx.config.section("ganeti")["prefix"]
     progress = ProgressBar(ctx.out, len(backends), "reconcile-networks")
     results = []
+    failed: dict[int, str] = {}
     try:
         for backend in backends:
-            results.append(
-                await reconcileNetworks(
-                    database, backend, registry.clientFor(backend), _now, fix=args.fix, prefix=prefix
+            try:
+                results.append(
+                    await reconcileNetworks(
+                        database, backend, registry.clientFor(backend), _now, fix=args.fix, prefix=prefix
+                    )
                 )
-            )
+            except GanetiError as e:
+                failed[backend.id] = str(e)
             progress.advance()
     finally:
         progress.finish()
     findings = [f for r in results for f in r.findings]
-    _report(ctx, NETWORK_COLUMNS, findings, f"{len(backends)} backends: {len(findings)} findings")
-    return 0
+    _report(ctx, NETWORK_COLUMNS, findings, f"{len(backends) - len(failed)} backends: {len(findings)} findings")
+    return _unreachable(ctx, "reconcile-networks", failed)
 
 
 def _poolArguments(p: argparse.ArgumentParser) -> None:

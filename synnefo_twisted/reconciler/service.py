@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from synnefo_twisted.db.reconcile import ReconcileRepository
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.logic.reconcile import Thresholds
+from synnefo_twisted.metrics import Counter, MetricsRegistry
 from synnefo_twisted.reconciler.shell import (
     DEFAULT_THRESHOLDS,
     NO_FIXES,
@@ -106,6 +107,7 @@ class ReconcilerService(Service):
         prefix: str = naming.DEFAULT_PREFIX,
         apply: Apply | None = None,
         now: Callable[[], datetime] | None = None,
+        metrics: MetricsRegistry | None = None,
     ) -> None:
         self._clock = clock
         self._db = database
@@ -129,6 +131,13 @@ class ReconcilerService(Service):
         self.passes = 0
         self.lastPass: list[BatchResult] = []
         self.stepTimes: list[float] = []
+        self._findings: Counter | None = None
+        self._passes: Counter | None = None
+        if metrics is not None:
+            self._findings = metrics.counter(
+                "synnefo_reconciler_findings_total", "drift found by the reconciler", ("kind", "fix")
+            )
+            self._passes = metrics.counter("synnefo_reconciler_passes_total", "reconciliation passes completed")
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -248,6 +257,9 @@ class ReconcilerService(Service):
                 snapshot=snapshot,
             )
         self._current.append(result)
+        if self._findings is not None:
+            for finding in result.findings:
+                self._findings.inc(kind=finding.drift.kind, fix=finding.fix.split(":")[0] or "none")
 
     def _stepDone(self, index: int) -> None:
         due = self._passStart + (index + 1) * self._spacing()
@@ -258,6 +270,8 @@ class ReconcilerService(Service):
 
     def _endPass(self) -> None:
         self.passes += 1
+        if self._passes is not None:
+            self._passes.inc()
         self.lastPass = self._current
         found = sum(len(r.findings) for r in self._current)
         log.info("reconciliation pass {n} done: {found} findings", n=self.passes, found=found)

@@ -1,22 +1,25 @@
-# -*- test-case-name: tests.reconciler.test_shell -*-
+# -*- test-case-name: tests.reconciler.test_drift -*-
 """
 The thin I/O shell of reconciliation: read Ganeti (RAPI bulk listings) and
 the database, run the pure detection of L{synnefo_twisted.logic.reconcile},
 and apply the fixes that are enabled:
 
  - servers: every fix is a simulated op-status message applied by the
-   dispatcher's own state machine (C{applyMessage(db, "op", message)});
-   pending tasks are cleared by a guarded update; orphans are removed from
-   Ganeti (C{DeleteInstance});
- - networks: unsynced and stale rows through C{applyMessage(db, "network",
-   …)}; hanging networks are connected, orphans disconnected and removed,
-   parted ones get their row.
+   dispatcher's own state machine (C{applyMessage(db, "op", message)}); a
+   pending task gets its job's own final message when Ganeti still lists
+   the job, else it is cleared by a guarded update; orphans are removed
+   from Ganeti (C{DeleteInstance}). A fix is reported C{fixed} only if the
+   server then agrees with its instance (C{not converged} otherwise);
+ - networks: unsynced, stale and unreserved-address findings through
+   C{applyMessage(db, "network", …)}; hanging networks are connected,
+   orphans disconnected and removed, parted ones get their row; missing
+   ones are only reported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -24,9 +27,11 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from synnefo_twisted.db.models import Backend
+from synnefo_twisted.db.pools import IPPoolRepository
 from synnefo_twisted.db.reconcile import ReconcileRepository
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.ganeti.errors import GanetiError
+from synnefo_twisted.logic import pools
 from synnefo_twisted.logic import reconcile as logic
 from synnefo_twisted.logic.dispatchapply import applyMessage
 from synnefo_twisted.logic.reconcile import Drift, NetworkDrift, Thresholds
@@ -142,7 +147,34 @@ async def _fixServer(
         # the job's message settled the task unless a newer one replaced it
         if await ReconcileRepository(db).clearPendingTask(drift.serverId, drift.jobId):
             return "fixed"
+    if result == "fixed" and drift.kind in _CHECKED and drift.instance is not None:
+        if await _persists(db, backend, drift, prefix):
+            return "not converged: the state machine kept the database's view"
     return result
+
+
+#: kinds whose fix is checked by comparing the server again afterwards
+_CHECKED = frozenset({logic.UNSYNCED_OPERSTATE, logic.UNSYNCED_FLAVOR, logic.UNSYNCED_NICS, logic.UNSYNCED_TAGS})
+_WHENEVER = datetime.max.replace(tzinfo=UTC)
+
+
+async def _persists(db: Any, backend: Backend, drift: Drift, prefix: str) -> bool:
+    """
+    Whether the server still differs from its instance the same way after
+    its fix was applied (it changed just now, so no grace period applies).
+    """
+    assert drift.instance is not None
+    servers = await ReconcileRepository(db).serversOfBackend(backend.id, drift.serverId, drift.serverId)
+    again = logic.detectServers(
+        backend.id,
+        servers,
+        {drift.serverId: drift.instance},
+        {},
+        _WHENEVER,
+        Thresholds(grace=timedelta(0)),
+        prefix=prefix,
+    )
+    return any(d.kind == drift.kind for d in again)
 
 
 def _inRange(serverId: int, low: int | None, high: int | None) -> bool:
@@ -253,7 +285,8 @@ async def reconcileNetworks(
     repo = ReconcileRepository(db)
     networks = await repo.liveNetworks()
     rows = await repo.backendNetworks(backend.id)
-    drifts = logic.detectNetworks(backend.id, networks, rows, ganeti, groups)
+    unreserved = await _unreserved(db, [n.id for n in networks], ganeti)
+    drifts = logic.detectNetworks(backend.id, networks, rows, ganeti, groups, unreserved)
     result = BatchResult(backend.id)
     byId = {n.id: n for n in networks}
     for drift in drifts:
@@ -274,6 +307,28 @@ async def reconcileNetworks(
             finding.fix = f"failed: {e}"
             log.failure("reconcile: fixing {kind} of network {network_id}", kind=drift.kind, network_id=drift.networkId)
     return result
+
+
+async def _unreserved(
+    db: Any, networkIds: list[int], ganeti: Mapping[int, logic.GanetiNetwork]
+) -> dict[int, list[str]]:
+    """
+    By network id, Ganeti's external reservations that fall in the
+    network's IPv4 pools without being reserved there.
+    """
+    out: dict[int, list[str]] = {}
+    repo = IPPoolRepository(db)
+    for networkId in networkIds:
+        g = ganeti.get(networkId)
+        if g is None or not g.external:
+            continue
+        for pool in await repo.listByNetwork(networkId):
+            bitmap = pools.Bitmap.load(pool.size, pool.available, pool.reserved)
+            for address in sorted(g.external):
+                index = pools.indexOf(pool, address)
+                if index is not None and not bitmap.isReserved(index):
+                    out.setdefault(networkId, []).append(address)
+    return out
 
 
 async def _fixNetwork(
@@ -301,6 +356,18 @@ async def _fixNetwork(
             drift.networkId, "OP_NETWORK_REMOVE", "success", now, after, backend.clustername, prefix
         )
         return await _applyAll(db, apply, "network", [message])
+    if drift.kind == logic.NET_UNRESERVED:
+        message = logic.networkMessage(
+            drift.networkId,
+            "OP_NETWORK_SET_PARAMS",
+            "success",
+            now,
+            after,
+            backend.clustername,
+            prefix,
+            jobFields={"add_reserved_ips": list(drift.addresses)},
+        )
+        return await _applyAll(db, apply, "network", [message])
     if drift.kind == logic.NET_PARTED:
         from synnefo_twisted.db.pools import BackendNetworkRepository
 
@@ -316,4 +383,4 @@ async def _fixNetwork(
         depends = [[job, ["success", "error", "canceled"]] for job in jobs]
         await client.deleteNetwork(name, **({"depends": depends} if depends else {}))
         return "fixed"
-    return "not fixed (re-create it with network-modify --add-to-backend)"
+    return "not fixed: the network must be created on the backend again"

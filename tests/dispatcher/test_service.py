@@ -194,23 +194,6 @@ class DispatcherServiceTests(TestCase):
         self.assertEqual(len(self.applier.calls), 3)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
-    def test_databaseUnavailableWaits(self) -> None:
-        """
-        While the database is unreachable a message is retried (backoff up
-        to the longest wait) without using up its attempts: it is applied
-        once the database is back, however long that took, never
-        dead-lettered for it.
-        """
-        self.applier.script = [DatabaseUnavailableError("no connection to database")] * 6
-        self.publish(op("snf-1", 1))
-        for _ in range(6):
-            self.clock.advance(1.5)
-            self.flush()
-        self.assertEqual(len(self.applier.calls), 7)
-        self.assertEqual(self.service.counts["applied"], 1)
-        self.assertEqual(self.deadLetters(), [])
-        self.assertEqual(self.count("snf-events-op"), 0)
-
     def test_orderPerServer(self) -> None:
         """
         A server's messages are applied one at a time in delivery order, a retry keeping its place; another

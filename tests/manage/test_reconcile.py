@@ -8,6 +8,7 @@ that need no state machine (orphans, pending tasks, orphan networks).
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from twisted.internet import reactor
@@ -62,6 +63,21 @@ class ReconcileServersTests(WorldTestCase):
         assert current is not None
         self.assertEqual(current.operstate, "STARTED")
 
+    async def test_fixUnsynced(self) -> None:
+        """
+        --fix-unsynced applies what Ganeti says through the state machine:
+        the server stopped behind the system's back becomes STOPPED, and
+        the next pass finds nothing.
+        """
+        server = await self.createServer()
+        await self.sim.client.waitForJob(await self.sim.client.shutdownInstance(f"snf-{server.id}"))
+        report = await self.manageJSON("reconcile-servers", "--grace", "0", "--fix-unsynced")
+        self.assertEqual([(r["kind"], r["fix"]) for r in report], [("unsynced-operstate", "fixed")])
+        current = await ServerRepository(self.database).get(server.id)
+        assert current is not None
+        self.assertEqual(current.operstate, "STOPPED")
+        self.assertEqual(await self.manageJSON("reconcile-servers", "--grace", "0"), [])
+
     async def test_orphan(self) -> None:
         """
         An instance whose server is deleted is an orphan; --fix-orphans
@@ -94,6 +110,23 @@ class ReconcileServersTests(WorldTestCase):
         assert current is not None
         self.assertEqual((current.task, current.task_job_id), (None, None))
         self.assertEqual(await self.manageJSON("reconcile-servers", "--grace", "0"), [])
+
+    async def test_unreachableBackend(self) -> None:
+        """
+        A backend whose RAPI cannot be reached is named on stderr and the
+        exit status is 1; the other backends are still reconciled.
+        """
+        from synnefo_twisted.db.repositories import BackendRepository
+
+        server = await self.createServer()
+        await self.sim.client.waitForJob(await self.sim.client.shutdownInstance(f"snf-{server.id}"))
+        down = await BackendRepository(self.database).add("down.example.org", "http://127.0.0.1:1", verifyTLS=False)
+        for argv in (("reconcile-servers", "--grace", "0"), ("reconcile-networks",)):
+            code, _out, err = await self.manage(*argv)
+            self.assertEqual(code, 1, err)
+            self.assertIn(f"backend {down.id} not reconciled", err)
+        code, out, err = await self.manage("--output-format", "json", "reconcile-servers", "--grace", "0")
+        self.assertEqual([r["kind"] for r in json.loads(out)], ["unsynced-operstate"])
 
     async def test_backendId(self) -> None:
         """

@@ -7,26 +7,30 @@ instance removed or stopped directly in Ganeti, a job whose file — and so
 its messages — is lost, a build that failed unseen, an instance nobody
 knows). The reconciler finds each one, fixes it through the same state
 machine, and a second pass finds nothing. On SQLite here and on
-PostgreSQL in C{tests.reconciler.test_postgres}.
+PostgreSQL in C{tests.reconciler.test_reconcile_postgres}.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from synnefo_twisted.db.repositories import PortRepository
+from synnefo_twisted.db.pools import BackendNetworkRepository, IPPoolRepository
+from synnefo_twisted.db.repositories import NetworkRepository, PortRepository, SubnetRepository
 from synnefo_twisted.ganeti import events
 from synnefo_twisted.ganeti.details import detailsFromRecord
 from synnefo_twisted.ganeti.sim.queue import FailureRule
-from synnefo_twisted.logic import serverops
+from synnefo_twisted.logic import pools, serverops
 from synnefo_twisted.logic.dispatchapply import applyMessage
 from synnefo_twisted.logic.reconcile import Thresholds
 from synnefo_twisted.logic.servers import parseCreateRequest
+from synnefo_twisted.metrics import MetricsRegistry
 from synnefo_twisted.reconciler.service import ReconcilerService
-from synnefo_twisted.reconciler.shell import BatchResult, FixOptions, reconcileServers
+from synnefo_twisted.reconciler.shell import BatchResult, FixOptions, reconcileNetworks, reconcileServers
 from tests.reconciler.support import ClusterMixin
 
 NO_GRACE = Thresholds(grace=timedelta(0))
@@ -36,9 +40,13 @@ class DriftMixin(ClusterMixin):
     async def _setUp(self) -> None:
         await super()._setUp()
         self.delivered: set[int] = set()
+        self.later = timedelta(0)
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        """
+        The reconciler's clock: real time, C{self.later} ahead.
+        """
+        return datetime.now(UTC) + self.later
 
     def lookup(self, name: str) -> Any:
         inst = self.sim.cluster.instances.get(name)
@@ -106,7 +114,8 @@ class DriftMixin(ClusterMixin):
 
     async def assertNoDrift(self) -> None:
         self.runJobs()
-        self.assertEqual(self.kinds(await self.reconcile()), [])
+        result = await self.reconcile()
+        self.assertEqual(self.kinds(result), [], [f.row() for f in result.findings])
 
     async def server(self, serverId: int) -> Any:
         server = await self.servers.get(serverId)
@@ -176,6 +185,107 @@ class DriftMixin(ClusterMixin):
         self.assertEqual((server.operstate, server.task, server.task_job_id), ("STOPPED", None, None))
         await self.assertNoDrift()
 
+    async def test_flavorChangedInGaneti(self) -> None:
+        """
+        An instance resized directly in Ganeti: unsynced flavor, fixed by a
+        simulated SET_PARAMS success with Ganeti's beparams, which picks
+        the matching flavor.
+        """
+        serverId = await self.create()
+        await self.client.modifyInstance(f"snf-{serverId}", beparams={"vcpus": 4, "maxmem": 2048, "minmem": 2048})
+        self.lose()
+        self.assertEqual(self.kinds(await self.reconcile()), [("unsynced-flavor", serverId)])
+        await self.reconcile(FixOptions(flavors=True))
+        self.assertEqual((await self.server(serverId)).flavor_id, self.bigger.id)
+        await self.assertNoDrift()
+
+    async def test_tagsChangedInGaneti(self) -> None:
+        """
+        User tags added and removed directly in Ganeti: unsynced tags,
+        fixed by simulated TAGS_SET / TAGS_DEL successes.
+        """
+        serverId = await self.create()
+        name = f"snf-{serverId}"
+        await self.client.addInstanceTags(name, ["gone", "web*1"])
+        await self.deliverAll()
+        self.assertEqual(sorted(t.tag for t in await self.servers.tags(serverId)), ["gone", "web_1"])
+        await self.client.deleteInstanceTags(name, ["gone"])
+        await self.client.addInstanceTags(name, ["new"])
+        self.lose()
+        self.assertEqual(self.kinds(await self.reconcile()), [("unsynced-tags", serverId)])
+        await self.reconcile(FixOptions(tags=True))
+        tags = await self.servers.tags(serverId)
+        self.assertEqual(sorted((t.tag, t.status) for t in tags), [("new", "ACTIVE"), ("web_1", "ACTIVE")])
+        await self.assertNoDrift()
+
+    async def serverWithNic(self) -> tuple[int, Any]:
+        """
+        A server with one port on a public network (address 10.0.0.7), in
+        sync.
+        """
+        public = await NetworkRepository(self.db).create("public", "IP_LESS_ROUTED", public=True)
+        subnet = await SubnetRepository(self.db).create(public.id, "10.0.0.0/24", 4)
+
+        async def activate(backend: Any, network: Any) -> list[int]:
+            name = f"snf-net-{network.id}"
+            created = await self.client.createNetwork(name, "10.0.0.0/24")
+            return [created, await self.client.connectNetwork(name, "default", "bridged", "br0")]
+
+        async def allocate(tx: Any, network: Any, port: Any, fixedIp: str | None) -> str | None:
+            await PortRepository(tx).addIP(subnet.id, network.id, "10.0.0.7", 4, portId=port.id)
+            return "10.0.0.7"
+
+        request = parseCreateRequest(
+            {
+                "server": {
+                    "name": "vm",
+                    "imageRef": self.image.id,
+                    "flavorRef": str(self.flavor.id),
+                    "networks": [{"uuid": str(public.id)}],
+                }
+            }
+        )
+        options = serverops.ServerOptions(ipAllocator=allocate, activateNetwork=activate)
+        result = await serverops.createServer(self.db, self.registry, self.user, request, options)
+        await self.deliverAll()
+        [port] = await PortRepository(self.db).listByServer(result.server.id)
+        await self.assertNoDrift()
+        return result.server.id, port
+
+    async def test_nicChangedInGaneti(self) -> None:
+        """
+        A NIC removed directly in Ganeti: unsynced NICs, fixed by a
+        simulated SET_PARAMS success carrying Ganeti's NICs (none), which
+        deletes the port.
+        """
+        serverId, port = await self.serverWithNic()
+        await self.client.modifyInstance(f"snf-{serverId}", nics=[["remove", f"snf-nic-{port.id}", {}]])
+        self.lose()
+        self.assertEqual(self.kinds(await self.reconcile()), [])  # the port is too young to judge
+        self.later = timedelta(minutes=2)
+        self.assertEqual(self.kinds(await self.reconcile()), [("unsynced-nics", serverId)])
+        await self.reconcile(FixOptions(nics=True))
+        self.assertEqual(await PortRepository(self.db).listByServer(serverId), [])
+        await self.assertNoDrift()
+
+    async def test_fixReportIsHonest(self) -> None:
+        """
+        A NIC readdressed directly in Ganeti: the report says "fixed" only
+        when the next pass finds nothing, and otherwise says the fix did not
+        converge.
+        """
+        serverId, port = await self.serverWithNic()
+        await self.client.modifyInstance(f"snf-{serverId}", nics=[["modify", f"snf-nic-{port.id}", {"ip": "10.0.0.9"}]])
+        self.lose()
+        self.later = timedelta(minutes=2)
+        [finding] = (await self.reconcile(FixOptions(nics=True))).findings
+        again = self.kinds(await self.reconcile())
+        if finding.fix == "fixed":
+            self.assertEqual(again, [])
+        else:
+            self.assertTrue(finding.fix.startswith("not converged"), finding.fix)
+            self.assertEqual(again, [("unsynced-nics", serverId)])
+
     async def test_lostCreate(self) -> None:
         """
         A build whose messages are all lost: BUILD in the database, running
@@ -230,6 +340,49 @@ class DriftMixin(ClusterMixin):
         self.assertNotIn("snf-4242", self.sim.cluster.instances)
         await self.assertNoDrift()
 
+    async def test_randomDriftConverges(self) -> None:
+        """
+        Whatever mix of drift is injected behind the system's back (seeded
+        random: instances stopped, started, removed, resized, retagged; a
+        stop whose job file is lost), one fix-all pass makes every server
+        what Ganeti has, and the next pass finds nothing; three seeds.
+        """
+        for seed in (5, 11, 12):
+            rng = random.Random(seed)
+            ids = [await self.create(f"vm{i}") for i in range(8)]
+            for serverId in ids:
+                name = f"snf-{serverId}"
+                what = rng.choice(["stop", "remove", "resize", "tag", "lost-stop", "restart", "none"])
+                if what == "stop":
+                    await self.client.shutdownInstance(name)
+                elif what == "remove":
+                    await self.client.deleteInstance(name)
+                elif what == "resize":
+                    await self.client.modifyInstance(name, beparams={"vcpus": 4, "maxmem": 2048, "minmem": 2048})
+                elif what == "tag":
+                    await self.client.addInstanceTags(name, [f"t{rng.randint(0, 9)}"])
+                elif what == "lost-stop":
+                    await serverops.stopServer(self.db, self.registry, self.user, serverId)
+                elif what == "restart":
+                    await self.client.shutdownInstance(name)
+                    self.runJobs()
+                    await self.client.startupInstance(name)
+                self.runJobs()
+            self.lose()
+            await self.reconcile(FixOptions.all())
+            for serverId in ids:
+                server = await self.server(serverId)
+                inst = self.sim.cluster.instances.get(f"snf-{serverId}")
+                if inst is None:
+                    self.assertEqual((server.deleted, server.operstate), (True, "DESTROYED"))
+                else:
+                    self.assertEqual(server.operstate, "STARTED" if inst.operUp else "STOPPED")
+                    self.assertIsNone(server.task)
+                    flavor = self.bigger if inst.beparams["vcpus"] == 4 else self.flavor
+                    self.assertEqual(server.flavor_id, flavor.id)
+            self.assertEqual(await self.quotas.pending(), [])
+            await self.assertNoDrift()
+
     async def test_idempotentFix(self) -> None:
         """
         Fixing twice changes nothing the second time: the second pass finds
@@ -251,6 +404,7 @@ class DriftMixin(ClusterMixin):
         serverId = await self.create()
         await self.client.shutdownInstance(f"snf-{serverId}")
         self.lose()
+        metrics = MetricsRegistry()
         service = ReconcilerService(
             self.clock,
             self.db,
@@ -260,6 +414,7 @@ class DriftMixin(ClusterMixin):
             fix=FixOptions.all(),
             thresholds=NO_GRACE,
             now=self.now,
+            metrics=metrics,
         )
         service.startService()
         for _ in range(70):
@@ -270,6 +425,82 @@ class DriftMixin(ClusterMixin):
         self.assertEqual(service.passes, 1)
         self.assertEqual((await self.server(serverId)).operstate, "STOPPED")
         self.assertFalse(service.busy)
+        self.assertIn('synnefo_reconciler_findings_total{kind="unsynced-operstate",fix="fixed"} 1', metrics.render())
+
+    # -- networks ---------------------------------------------------------------------------
+
+    async def reconcileNets(self, fix: bool = False) -> list[tuple[str, int, str]]:
+        result = await reconcileNetworks(self.db, self.backend, self.client, self.now, fix=fix)
+        self.runJobs()
+        return [(f.drift.kind, f.drift.networkId, f.fix) for f in result.findings]
+
+    async def test_networkUnsynced(self) -> None:
+        """
+        A network active in Ganeti whose connect message was lost: its
+        backend row is unsynced, fixed to ACTIVE by a simulated CONNECT
+        success, and the network becomes ACTIVE.
+        """
+        network = await NetworkRepository(self.db).create("n", "CUSTOM", link="br3")
+        await BackendNetworkRepository(self.db).getOrCreate(network.id, self.backend.id)
+        name = f"snf-net-{network.id}"
+        await self.client.createNetwork(name, "10.3.0.0/24")
+        self.runJobs()
+        await self.client.connectNetwork(name, "default", "bridged", "br3")
+        self.lose()
+        self.assertEqual(await self.reconcileNets(), [("unsynced", network.id, "")])
+        self.assertEqual(await self.reconcileNets(fix=True), [("unsynced", network.id, "fixed")])
+        row = await BackendNetworkRepository(self.db).get(network.id, self.backend.id)
+        assert row is not None
+        self.assertEqual(row.operstate, "ACTIVE")
+        current = await NetworkRepository(self.db).get(network.id)
+        assert current is not None
+        self.assertEqual(current.state, "ACTIVE")
+        self.assertEqual(await self.reconcileNets(), [])
+
+    async def test_networkStale(self) -> None:
+        """
+        A network being destroyed that Ganeti no longer has: stale, fixed by
+        a simulated REMOVE success, after which the network is deleted.
+        """
+        network = await NetworkRepository(self.db).create("n", "CUSTOM", link="br4")
+        await BackendNetworkRepository(self.db).create(network.id, self.backend.id, operstate="ACTIVE")
+        await NetworkRepository(self.db).update(network.id, action="DESTROY")
+        self.assertEqual(await self.reconcileNets(), [("stale", network.id, "")])
+        await self.reconcileNets(fix=True)
+        current = await NetworkRepository(self.db).get(network.id)
+        assert current is not None
+        self.assertEqual((current.state, current.deleted), ("DELETED", True))
+        self.assertEqual(await self.reconcileNets(), [])
+
+    async def test_networkUnreserved(self) -> None:
+        """
+        An address reserved externally in Ganeti but free in the database
+        pool: found, and reserved in the pool by a simulated SET_PARAMS
+        success (add_reserved_ips) through the state machine.
+        """
+        network = await NetworkRepository(self.db).create("n", "CUSTOM", link="br5")
+        subnet = await SubnetRepository(self.db).create(network.id, "10.5.0.0/24", 4, gateway="10.5.0.1")
+        cidr = ipaddress.IPv4Network("10.5.0.0/24")
+        gateway = ipaddress.IPv4Address("10.5.0.1")
+        for layout in pools.ipPoolLayouts(cidr, [pools.defaultAllocationPool(cidr)], gateway):
+            await IPPoolRepository(self.db).create(
+                subnet.id, layout.base, layout.size, layout.offset, *layout.bitmap().dump()
+            )
+        await BackendNetworkRepository(self.db).create(network.id, self.backend.id, operstate="ACTIVE")
+        name = f"snf-net-{network.id}"
+        await self.client.createNetwork(name, "10.5.0.0/24", gateway="10.5.0.1")
+        self.runJobs()
+        await self.client.connectNetwork(name, "default", "bridged", "br5")
+        self.lose()
+        self.assertEqual(await self.reconcileNets(), [])
+        self.sim.cluster.networks[name].external.add("10.5.0.50")
+        self.assertEqual(await self.reconcileNets(), [("unreserved", network.id, "")])
+        self.assertEqual(await self.reconcileNets(fix=True), [("unreserved", network.id, "fixed")])
+        [pool] = await IPPoolRepository(self.db).listByNetwork(network.id)
+        self.assertTrue(
+            pools.Bitmap.load(pool.size, pool.available, pool.reserved).isReserved(pools.indexOf(pool, "10.5.0.50"))
+        )
+        self.assertEqual(await self.reconcileNets(), [])
 
 
 class SQLiteDriftTests(DriftMixin, TestCase):

@@ -1,6 +1,6 @@
 """
 Tests for L{synnefo_twisted.db.reconcile.ReconcileRepository} on SQLite
-(and, in C{tests.reconciler.test_postgres}, on PostgreSQL).
+(and, in C{tests.reconciler.test_reconcile_postgres}, on PostgreSQL).
 """
 
 from __future__ import annotations
