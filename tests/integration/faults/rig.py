@@ -59,6 +59,7 @@ from tests.integration.nodeprocess import NodeProcess, adminPort, spawnNode
 
 log = Logger()
 
+POOL_SIZE = 8
 RAPI_USER = "gnt-admin"
 RAPI_PASSWORD = "gnt-secret"
 
@@ -463,8 +464,10 @@ class Truth:
         last, _, status = jobs[-1]
         if name in self.instances:
             return Expected("STARTED" if self.instances[name] else "STOPPED", False, last, status)
-        if any(op == "OP_INSTANCE_REMOVE" and s == "success" for _, op, s in jobs):
-            return Expected("DESTROYED", True, last, status)
+        removals = [jobId for jobId, op, s in jobs if op == "OP_INSTANCE_REMOVE" and s == "success"]
+        if removals:
+            # a deleted server ignores later jobs (a retried destroy's, failing)
+            return Expected("DESTROYED", True, removals[0], "success")
         return Expected("ERROR", False, last, status)
 
 
@@ -527,7 +530,7 @@ class FaultRig:
     async def start(self) -> None:
         self.schema = self._makeSchema()
         self.dbURL = withSearchPath(realservices.PG_URL, self.schema)
-        self.db = openDatabase(self.dbURL, reactor, poolSize=8)
+        self.db = openDatabase(self.dbURL, reactor, poolSize=POOL_SIZE)
         await self.db.startService()
         self.testCase.addCleanup(self.db.stopService)
         await migrate(self.db)
@@ -747,8 +750,28 @@ class FaultRig:
             await sleep(0.01)
         try:
             await deferToThread(realservices.runBlocking, realservices.pgRestartCommand())
+            await self._databaseBack()
         finally:
             self._apiPaused = False
+
+    async def _databaseBack(self, timeout: float = 30.0) -> None:
+        """
+        Wait until every connection of the test's pool works again (two
+        rounds of as many concurrent queries), so that no API call resumed
+        afterwards is cut half-way by a connection still being replaced.
+        """
+        deadline = time.monotonic() + timeout
+        good = 0
+        while good < 2:
+            try:
+                await gatherResults([self.db.runQuery("SELECT 1") for _ in range(POOL_SIZE)], consumeErrors=True)
+            except Exception:  # still reconnecting
+                good = 0
+                if time.monotonic() > deadline:
+                    raise
+                await sleep(0.2)
+            else:
+                good += 1
 
     # -- the driver ----------------------------------------------------------------------
 

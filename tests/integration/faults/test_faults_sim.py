@@ -2,13 +2,18 @@
 Proof under faults on real RabbitMQ and PostgreSQL with the simulated
 Ganeti cluster (issue 5): while 200 servers are created and half of them
 deleted again, RabbitMQ is restarted, PostgreSQL is restarted, the
-dispatcher is killed (SIGKILL) mid-stream, the watcher is killed and
-restarted, or two dispatchers compete for the same queues. Afterwards every
-server is in the state the cluster has, no message was applied twice (the
-audit triggers of L{tests.integration.faults.rig}), no committed update was
-lost (no backendtime went back, every commission resolved exactly once,
-the quota usage is the live servers'), and a reconciliation pass finds no
-drift.
+dispatchers lose PostgreSQL for longer than their retry budget, the
+dispatcher is killed (SIGKILL) mid-transaction and again after its commits
+but before its acks, the watcher is killed and restarted, or two
+dispatchers compete for the same queues. Afterwards every server is in the
+state the cluster has, no message was applied twice (the audit triggers of
+L{tests.integration.faults.rig}), no committed update was lost (no
+backendtime went back, every commission resolved exactly once, the quota
+usage is the live servers', no dead letters), and a reconciliation pass
+finds no drift.
+
+Each scenario takes 15-50 s (200 servers, the simulated cluster's jobs
+taking 0.05 s, creates 0.2 s).
 
 The restart commands are C{SNF_TEST_AMQP_RESTART} and C{SNF_TEST_PG_RESTART}
 (L{tests.integration.realservices}); point them at private instances while
