@@ -98,9 +98,10 @@ def _transient(failure: Failure) -> bool:
         return True
     try:
         import psycopg2
+        from txpostgres.txpostgres import RollbackFailed
     except ImportError:  # pragma: no cover - SQLite-only installs
         return False
-    return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError))
+    return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError, RollbackFailed))
 
 
 def _targetKey(kind: str, body: Mapping[str, Any]) -> str:

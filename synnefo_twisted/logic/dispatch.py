@@ -27,7 +27,8 @@ error. C{backendtime} keeps its original meaning: the time of the latest
 success or terminal job (it only moves forward).
 
 Quota: the final status of the server's pending task's job (C{task_job_id},
-or, before the API recorded the job id, a job whose opcode is the task's)
+or, before the API recorded the job id, a real job (not the reconciler's
+job 0) whose opcode is the task's)
 accepts (success) or rejects (error, canceled) the task's commission
 (C{serial_id}) and clears the task.
 """
@@ -509,10 +510,10 @@ def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) ->
     # The task's job settles the task; so does the server's removal by an
     # earlier REMOVE job while a retried destroy's job is the task's (that
     # job then fails on the missing instance, after the server is deleted).
-    removedUnderDestroy = remove and stateWritten and server.task == "DESTROY"
+    removedUnderDestroy = remove and stateWritten and server.task == "DESTROY" and message.jobId != 0
     if server.task is not None and (
         server.task_job_id == message.jobId
-        or (server.task_job_id is None and TASK_OF_OPCODE.get(op) == server.task)
+        or (server.task_job_id is None and message.jobId != 0 and TASK_OF_OPCODE.get(op) == server.task)
         or removedUnderDestroy
     ):
         commission = server.serial_id

@@ -121,6 +121,9 @@ class DecideTests(SynchronousTestCase):
         self.assertEqual((d.commission, d.accept), (40, False))
         d = dispatch.decideOp(server(task="STOP", task_job_id=None, serial_id=40), message())
         self.assertIsNone(d.commission)
+        synthetic = message(jobId=0)
+        d = dispatch.decideOp(server(task="START", task_job_id=None, serial_id=40), synthetic)
+        self.assertIsNone(d.commission, "the reconciler's simulated events resolve no task")
 
     def test_deleted(self) -> None:
         """
