@@ -507,9 +507,14 @@ def decideOp(server: Server, message: OpMessage, flavorId: int | None = None) ->
             deleteTags = userTags
     commission: int | None = None
     accept = False
+    # The task's job settles the task; so does the server's removal by an
+    # earlier REMOVE job while a retried destroy's job is the task's (that
+    # job then fails on the missing instance, after the server is deleted).
+    removedUnderDestroy = remove and stateWritten and server.task == "DESTROY" and message.jobId != 0
     if server.task is not None and (
         server.task_job_id == message.jobId
         or (server.task_job_id is None and message.jobId != 0 and TASK_OF_OPCODE.get(op) == server.task)
+        or removedUnderDestroy
     ):
         commission = server.serial_id
         accept = success or remove

@@ -218,6 +218,32 @@ class DispatchApplyMixin(_Base):
         server = await self.get(built.id)
         self.assertEqual((server.operstate, server.task), ("STOPPED", None))
 
+    async def test_removedByAnEarlierDestroy(self) -> None:
+        """
+        A destroy retried while the first one's job runs leaves the task
+        pointing at the second REMOVE job, which fails once the first has
+        removed the instance: the first job's success deletes the server
+        and accepts the destroy commission (the resources are released
+        once), and the second job's failure changes nothing.
+        """
+        built = await self.created()
+        usage, _ = await self.fx.holding("cyclades.cpu")
+        commission = await self._issue({"cyclades.cpu": -2})
+        await self.servers.update(built.id, task="DESTROY", action="DESTROY", task_job_id=3, serial_id=commission)
+        await self.apply(opMessage(built.id, "OP_INSTANCE_REMOVE", "success", 2, 20))
+        server = await self.get(built.id)
+        self.assertEqual(
+            (server.deleted, server.operstate, server.task, server.task_job_id), (True, "DESTROYED", None, None)
+        )
+        self.assertEqual(await self.fx.holding("cyclades.cpu"), (usage - 2, 0))
+        late = await self.apply(
+            opMessage(built.id, "OP_INSTANCE_REMOVE", "error", 3, 21, logmsg=f"Instance 'snf-{built.id}' not known")
+        )
+        self.assertEqual((late.applied, late.reason), (False, "deleted"))
+        self.assertEqual(await self.fx.holding("cyclades.cpu"), (usage - 2, 0))
+        rows = await self.db.runQuery("SELECT state FROM commissions WHERE id = %s", (commission,))
+        self.assertEqual([tuple(r) for r in rows], [("accepted",)])
+
     async def _issue(self, provisions: dict[str, int]) -> int:
         from synnefo_twisted.db.repositories import QuotaRepository
 
