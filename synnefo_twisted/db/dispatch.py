@@ -99,15 +99,19 @@ class DispatchRepository(_Repository):
         )
         return d.addCallback(bool)
 
-    def recordSubmittedJob(self, serverId: int, jobId: int, *, backendJob: bool = False) -> Deferred[Server | None]:
+    def recordSubmittedJob(
+        self, serverId: int, jobId: int, *, backendJob: bool = False, retake: bool = False
+    ) -> Deferred[Server | None]:
         """
         Record the job the API just submitted for the server's task, without
         clobbering what the dispatcher may already have written: C{task_job_id}
-        only while the task is still pending and has no job, and (with
-        C{backendJob}, for a create) C{backendjobid} only while no message
-        was applied. Deferred with the server.
+        only while the task is still pending and has no job (with C{retake},
+        for a repeated destroy: while the task is pending, whatever its job),
+        and (with C{backendJob}, for a create) C{backendjobid} only while no
+        message was applied. Deferred with the server.
         """
-        sets = "task_job_id = CASE WHEN task IS NOT NULL AND task_job_id IS NULL THEN %s ELSE task_job_id END"
+        pending = "task IS NOT NULL" if retake else "task IS NOT NULL AND task_job_id IS NULL"
+        sets = f"task_job_id = CASE WHEN {pending} THEN %s ELSE task_job_id END"
         params: list[object] = [jobId]
         if backendJob:
             sets += ", backendjobid = CASE WHEN jobtime IS NULL THEN %s ELSE backendjobid END"

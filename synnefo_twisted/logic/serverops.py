@@ -388,14 +388,20 @@ async def _serverAction(
     if action not in ("START", "STOP", "REBOOT", "RESIZE", "DESTROY"):
         raise BadRequest(f"Action {action} not supported", "action")
 
-    async def claim(tx: Any) -> tuple[Server, Flavor | None, int | None]:
+    async def claim(tx: Any) -> tuple[Server, Flavor | None, int | None, bool]:
         server = _visibleServer(await ServerRepository.getForUpdate(tx, serverId), user, serverId)
         logic.validateServerAction(server, action, isAdmin=user.isAdmin, hotplug=options.hotplug)
+        if action == "DESTROY" and server.task == "DESTROY":
+            # A destroy repeated while one is pending (a client retrying its
+            # DELETE, or a first job lost to a fault): the job is submitted
+            # again, but the pending destroy's commission stays the one that
+            # the first successful removal settles (a second one would leak).
+            return server, None, None, True
         if action == "DESTROY" and server.backendjobid is None and server.operstate == "ERROR":
             # Never reached Ganeti (its create commission was rejected): gone at once.
             gone = await ServerRepository(tx).update(server.id, deleted=True, operstate="DESTROYED", action="DESTROY")
             assert gone is not None
-            return gone, None, None
+            return gone, None, None, False
         flavors = FlavorRepository(tx)
         flavor = await flavors.get(server.flavor_id)
         assert flavor is not None
@@ -421,9 +427,9 @@ async def _serverAction(
             fields["serial_id"] = commissionId
         claimed = await ServerRepository(tx).update(server.id, **fields)
         assert claimed is not None
-        return claimed, newFlavor, commissionId
+        return claimed, newFlavor, commissionId, False
 
-    server, newFlavor, commissionId = await db.runInteraction(claim)
+    server, newFlavor, commissionId, repeated = await db.runInteraction(claim)
     if server.deleted:
         log.info("server {server_id} never reached Ganeti: deleted", server_id=server.id)
         return server
@@ -450,14 +456,18 @@ async def _serverAction(
                     raise BuildInProgress("Server is being build") from None
             jobId = await client.deleteInstance(name)
     except Exception as e:
-        await servers.update(server.id, task=None, action=None)
+        if not repeated:
+            # (A repeated destroy leaves the pending one's task and commission as they are.)
+            await servers.update(server.id, task=None, action=None)
         if commissionId is not None:
             await QuotaRepository(db).reject(commissionId)
         if isinstance(e, GanetiError):
             log.failure("{action} of server {server_id}", action=action, server_id=server.id)
             raise ServiceUnavailable("Failed to send job to Ganeti.") from e
         raise
-    recorded = await DispatchRepository(db).recordSubmittedJob(server.id, jobId)
+    # A repeated destroy's job becomes the task's: if the earlier job fails
+    # (or was lost), this one's success settles the task and its commission.
+    recorded = await DispatchRepository(db).recordSubmittedJob(server.id, jobId, retake=repeated)
     assert recorded is not None
     log.info("server {server_id} {action} job {job_id}", server_id=server.id, action=action, job_id=jobId)
     return recorded

@@ -244,6 +244,27 @@ class DispatchApplyMixin(_Base):
         rows = await self.db.runQuery("SELECT state FROM commissions WHERE id = %s", (commission,))
         self.assertEqual([tuple(r) for r in rows], [("accepted",)])
 
+    async def test_repeatedDestroyAfterAFailedOne(self) -> None:
+        """
+        The first destroy's job fails after a repeated destroy retook the
+        task: the failure leaves the task pending, and the repeated job's
+        success deletes the server and accepts the one commission.
+        """
+        built = await self.created()
+        usage, _ = await self.fx.holding("cyclades.cpu")
+        commission = await self._issue({"cyclades.cpu": -2})
+        await self.servers.update(built.id, task="DESTROY", action="DESTROY", task_job_id=3, serial_id=commission)
+        await self.apply(opMessage(built.id, "OP_INSTANCE_REMOVE", "error", 2, 20, logmsg="node offline"))
+        server = await self.get(built.id)
+        self.assertEqual((server.deleted, server.task, server.task_job_id), (False, "DESTROY", 3))
+        self.assertEqual((await self.fx.holding("cyclades.cpu"))[0], usage)
+        await self.apply(opMessage(built.id, "OP_INSTANCE_REMOVE", "success", 3, 21))
+        server = await self.get(built.id)
+        self.assertEqual((server.deleted, server.task), (True, None))
+        self.assertEqual(await self.fx.holding("cyclades.cpu"), (usage - 2, 0))
+        rows = await self.db.runQuery("SELECT state FROM commissions WHERE id = %s", (commission,))
+        self.assertEqual([tuple(r) for r in rows], [("accepted",)])
+
     async def _issue(self, provisions: dict[str, int]) -> int:
         from synnefo_twisted.db.repositories import QuotaRepository
 

@@ -436,6 +436,23 @@ class ServerOpsMixin(_Base):
         self.assertEqual(await self.holding("cyclades.vm"), (0, 0))
         self.assertEqual(await self.holding("cyclades.cpu"), (0, 0))
 
+    async def test_destroyRepeated(self) -> None:
+        """
+        A DELETE repeated while the first destroy is pending submits the remove job again but issues no second
+        commission: the pending one is the server's, and accepting it releases the quota once.
+        """
+        server = await self.running()
+        first = await serverops.destroyServer(self.db, self.registry, self.user, server.id)
+        pending = await self.db.runQuery("SELECT count(*) FROM commissions WHERE state = 'pending'")
+        again = await serverops.destroyServer(self.db, self.registry, self.user, server.id)
+        self.assertEqual(self.op(again.task_job_id)["OP_ID"], "OP_INSTANCE_REMOVE")
+        self.assertNotEqual(again.task_job_id, first.task_job_id)
+        self.assertEqual((again.task, again.serial_id), ("DESTROY", first.serial_id))
+        self.assertEqual(await self.db.runQuery("SELECT count(*) FROM commissions WHERE state = 'pending'"), pending)
+        await self.accept(first.serial_id)
+        self.assertEqual(await self.holding("cyclades.vm"), (0, 0))
+        self.assertEqual(await self.holding("cyclades.cpu"), (0, 0))
+
     async def test_destroyWhileBuilding(self) -> None:
         """
         Destroying a server whose instance does not exist yet is a 409 and leaves it unclaimed.
