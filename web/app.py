@@ -16,6 +16,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
 from synnefo_twisted import __version__
+from synnefo_twisted.db.changes import changeStamp
 from synnefo_twisted.db.repositories import (
     FlavorRepository,
     ImageRepository,
@@ -91,6 +92,7 @@ class APIApplication:
             QuotaRepository(database),
             self.baseURL,
             imageRegistry=imageRegistry,
+            changeStamp=lambda: changeStamp(database),
         ).register(self.router)
         self.network = NetworkAPI(
             database,

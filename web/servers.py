@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
+from synnefo_twisted.db.changes import changeStamp
 from synnefo_twisted.db.models import Server, User
 from synnefo_twisted.db.repositories import ServerRepository
 from synnefo_twisted.db.servers import (
@@ -264,13 +265,25 @@ class ServersAPI:
             servers, more = paginate(request, found, lambda s: s.id)
             items = [serverviews.serverSummary(s, links) for s in servers]
             return self._listDocument(request, v, "servers", items, servers, more)
-        rows = await self._lists.detailsForUser(user.uuid, since)
         # the plain listing (no changes-since, limit or marker) is a function of the rows alone
+        plain = since is None and queryArg(request, "limit") is None and queryArg(request, "marker") is None
+        stampKey = None
+        if plain:
+            # taken before the rows are read: while it is unchanged, so are they
+            stamp = await changeStamp(self._db)
+            if stamp is not None:
+                stampKey = ("servers/detail@", v, user.uuid, stamp)
+                body = self._memo.get(stampKey)
+                if body is not None:
+                    return Reply(200, body)
+        rows = await self._lists.detailsForUser(user.uuid, since)
         key = None
-        if since is None and queryArg(request, "limit") is None and queryArg(request, "marker") is None:
+        if plain:
             key = ("servers/detail", v, rows.fingerprint)
             body = self._memo.get(key)
             if body is not None:
+                if stampKey is not None:
+                    self._memo.put(stampKey, body)
                 return Reply(200, body)
         found = rows.servers()
         if since is not None and not found:
@@ -283,6 +296,8 @@ class ServersAPI:
             return document
         body = dumps(document)
         self._memo.put(key, body)
+        if stampKey is not None:
+            self._memo.put(stampKey, body)
         return Reply(200, body)
 
     def _listDocument(
