@@ -16,7 +16,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
 from synnefo_twisted import __version__
-from synnefo_twisted.db.changes import changeStamp
+from synnefo_twisted.db.changes import ChangeStamps
 from synnefo_twisted.db.repositories import (
     FlavorRepository,
     ImageRepository,
@@ -81,6 +81,7 @@ class APIApplication:
         users = UserRepository(database)
         projects = ProjectRepository(database)
         self.authenticator = Authenticator(users, clock)
+        stamps = ChangeStamps(database)
         self.router = Router(self.authenticator)
         IdentityAPI(users, projects, self.authenticator, self.baseURL).register(self.router)
         self.imageRegistry = imageRegistry = ImageRegistry(database, clock, imageFileRoots)
@@ -92,7 +93,7 @@ class APIApplication:
             QuotaRepository(database),
             self.baseURL,
             imageRegistry=imageRegistry,
-            changeStamp=lambda: changeStamp(database),
+            changeStamp=stamps.current,
         ).register(self.router)
         self.network = NetworkAPI(
             database,
@@ -115,6 +116,7 @@ class APIApplication:
                 self.baseURL,
                 serverOptions,
                 extraActions={**self.network.serverActions(), **dict(extraServerActions or {})},
+                changeStamps=stamps.current,
                 **dict(serverSettings or {}),
             )
             self.servers.register(self.router)

@@ -19,14 +19,15 @@ L{NetworkRequestError} subclasses and the action answers 202.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from synnefo_twisted.db.changes import changeStamp
+from synnefo_twisted.db.changes import ChangeStamps
 from synnefo_twisted.db.models import Server, User
 from synnefo_twisted.db.repositories import ServerRepository
 from synnefo_twisted.db.servers import (
@@ -141,6 +142,9 @@ class ServersAPI:
     @param statsURL: base of the statistics graphs (C{<statsURL>/cpu-bar/<instance>});
         empty: C{/stats} answers 404 featureNotEnabled.
     @param pollLimit: the oldest C{changes-since} accepted, in seconds.
+    @param changeStamps: the database's change stamp (default: a
+        L{ChangeStamps} of C{database}); while it is unchanged a plain
+        C{/servers/detail} is answered again without reading the servers.
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class ServersAPI:
         statsURL: str = "",
         statsRefresh: int = 60,
         pollLimit: float = 3600.0,
+        changeStamps: Callable[[], Deferred[Hashable | None]] | None = None,
     ) -> None:
         self._db = database
         self._backends = backends
@@ -179,6 +184,7 @@ class ServersAPI:
         self._params = ServerParamsRepository(database)
         self._tags = ServerTagRepository(database)
         self._memo = RenderedMemo()
+        self._changeStamp = changeStamps or ChangeStamps(database).current
 
     @property
     def broker(self) -> Any:
@@ -270,7 +276,7 @@ class ServersAPI:
         stampKey = None
         if plain:
             # taken before the rows are read: while it is unchanged, so are they
-            stamp = await changeStamp(self._db)
+            stamp = await self._changeStamp()
             if stamp is not None:
                 stampKey = ("servers/detail@", v, user.uuid, stamp)
                 body = self._memo.get(stampKey)

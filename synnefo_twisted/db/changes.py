@@ -31,8 +31,12 @@ from collections.abc import Hashable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from synnefo_twisted.interfaces import IDatabase
+
+log = Logger()
 
 _QUERIES = {
     "sqlite": "SELECT (SELECT data_version FROM pragma_data_version), total_changes()",
@@ -58,3 +62,49 @@ def changeStamp(database: Any) -> Deferred[Hashable | None]:
 
     d = cast(Deferred[Any], database.runQuery(sql))
     return d.addCallback(stamp)
+
+
+class ChangeStamps:
+    """
+    L{changeStamp} of one database for many concurrent callers, with at most
+    one stamp query in flight: the callers that ask while one runs share the
+    next one. A caller is only ever answered by a query sent I{after} it
+    asked (an answer read before a caller asked could miss a change
+    committed just before), so the answers are as fresh as L{changeStamp}'s.
+
+    @param database: the L{IDatabase}.
+    """
+
+    def __init__(self, database: Any) -> None:
+        self._database = database
+        self._waiting: list[Deferred[Hashable | None]] = []
+        self._running = False
+
+    def current(self) -> Deferred[Hashable | None]:
+        """
+        A Deferred with the stamp, read by a query sent after this call.
+        """
+        d: Deferred[Hashable | None] = Deferred()
+        self._waiting.append(d)
+        if not self._running:
+            self._send()
+        return d
+
+    def _send(self) -> None:
+        batch, self._waiting = self._waiting, []
+        self._running = True
+
+        def deliver(result: object) -> None:
+            self._running = False
+            live = [d for d in batch if not d.called]  # a caller that went away (cancelled) is left alone
+            if isinstance(result, Failure) and not live:
+                log.failure("change stamp (no caller left to tell)", result)
+            for d in live:
+                if isinstance(result, Failure):
+                    d.errback(result)
+                else:
+                    d.callback(result)
+            if self._waiting:
+                self._send()
+
+        changeStamp(self._database).addBoth(deliver)

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import TestCase
 
 from synnefo_twisted.db import openDatabase
-from synnefo_twisted.db.changes import changeStamp
+from synnefo_twisted.db._sql import DatabaseUnavailableError
+from synnefo_twisted.db.changes import ChangeStamps, changeStamp
 from synnefo_twisted.db.migrations import migrate
 from synnefo_twisted.db.repositories import UserRepository
+from synnefo_twisted.db.sqlite import SQLiteDatabase
+from synnefo_twisted.metrics import MetricsRegistry
 from synnefo_twisted.testing import memoryDatabase
 from tests.integration import realservices
 from tests.integration.db.test_postgres import SchemaMixin, withSearchPath
@@ -158,3 +161,70 @@ class PostgresChangeStampTests(SchemaMixin, ChangeStampMixin, TestCase):
             cur.execute("INSERT INTO users (uuid, email) VALUES ('z', 'z@example.org')")
         conn.commit()
         self.assertNotEqual(await changeStamp(self.db), before)
+
+
+class ChangeStampsTests(TestCase):
+    """
+    L{ChangeStamps}: concurrent callers share one query, never one sent before they asked.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> Deferred[None]:  # type: ignore[override]
+        self.metrics = MetricsRegistry()
+        self.db = SQLiteDatabase(self.mktemp() + ".db", reactor, metrics=self.metrics)
+        self.addCleanup(self.db.stopService)
+        d: Deferred[None] = self.db.startService()
+        return d
+
+    def queries(self) -> float:
+        return self.metrics.counter("synnefo_db_queries_total", "", ("dialect", "kind", "outcome")).value(
+            dialect="sqlite", kind="query", outcome="ok"
+        )
+
+    async def test_shared(self) -> None:
+        """
+        Callers asking while a query runs get the answer of the next one,
+        all of them: two queries for five callers.
+        """
+        stamps = ChangeStamps(self.db)
+        first = stamps.current()
+        rest = [stamps.current() for _ in range(4)]
+        answers = [await first] + [await d for d in rest]
+        self.assertIsNotNone(answers[0])
+        self.assertEqual(len(set(answers)), 1)
+        self.assertEqual(self.queries(), 2)
+
+    async def test_writeWhileInFlight(self) -> None:
+        """
+        A caller asking after a write committed while a stamp query was in
+        flight sees the write: a new stamp.
+        """
+        stamps = ChangeStamps(self.db)
+        await self.db.runOperation("CREATE TABLE t (x INTEGER)")
+        first = stamps.current()
+        await self.db.runOperation("INSERT INTO t VALUES (1)")
+        self.assertNotEqual(await stamps.current(), await first)
+
+    async def test_cancelledCaller(self) -> None:
+        """
+        A caller that went away (cancelled) does not keep the others from their answer.
+        """
+        stamps = ChangeStamps(self.db)
+        gone = stamps.current()
+        kept = stamps.current()
+        gone.cancel()
+        self.failureResultOf(gone, CancelledError)
+        self.assertIsNotNone(await kept)
+
+    async def test_failure(self) -> None:
+        """
+        A failed query fails every caller waiting for it; the next caller gets a new query.
+        """
+        stamps = ChangeStamps(self.db)
+        await self.db.stopService()
+        waiting = [stamps.current(), stamps.current()]
+        for d in waiting:
+            self.failureResultOf(d, DatabaseUnavailableError)
+        await self.db.startService()
+        self.assertIsNotNone(await stamps.current())
