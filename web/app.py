@@ -16,6 +16,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
 from synnefo_twisted import __version__
+from synnefo_twisted.db.changes import ChangeStamps
 from synnefo_twisted.db.repositories import (
     FlavorRepository,
     ImageRepository,
@@ -80,6 +81,7 @@ class APIApplication:
         users = UserRepository(database)
         projects = ProjectRepository(database)
         self.authenticator = Authenticator(users, clock)
+        stamps = ChangeStamps(database)
         self.router = Router(self.authenticator)
         IdentityAPI(users, projects, self.authenticator, self.baseURL).register(self.router)
         self.imageRegistry = imageRegistry = ImageRegistry(database, clock, imageFileRoots)
@@ -91,6 +93,7 @@ class APIApplication:
             QuotaRepository(database),
             self.baseURL,
             imageRegistry=imageRegistry,
+            changeStamp=stamps.current,
         ).register(self.router)
         self.network = NetworkAPI(
             database,
@@ -113,6 +116,7 @@ class APIApplication:
                 self.baseURL,
                 serverOptions,
                 extraActions={**self.network.serverActions(), **dict(extraServerActions or {})},
+                changeStamps=stamps.current,
                 **dict(serverSettings or {}),
             )
             self.servers.register(self.router)

@@ -11,9 +11,10 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
 
 from synnefo_twisted.db._sql import IntegrityError
@@ -103,6 +104,10 @@ class ComputeAPI:
 
     @param allowKeyGeneration: POST os-keypairs without a public key makes one
         (else 403).
+    @param changeStamp: the database's change stamp
+        (L{synnefo_twisted.db.changes.changeStamp}); while it is unchanged a
+        flavor listing is answered again without reading the flavors (None:
+        they are read on every request).
     """
 
     def __init__(
@@ -115,8 +120,10 @@ class ComputeAPI:
         baseURL: str,
         allowKeyGeneration: bool = True,
         imageRegistry: ImageRegistry | None = None,
+        changeStamp: Callable[[], Deferred[Hashable | None]] | None = None,
     ) -> None:
         self._flavors = flavors
+        self._changeStamp = changeStamp
         self._images = images
         self._keypairs = keypairs
         self._projects = projects
@@ -216,12 +223,23 @@ class ComputeAPI:
 
     async def _flavorList(self, request: IRequest, user: User, v: str, detail: bool) -> Reply:
         params = tuple(queryArg(request, name) for name in ("SNF:is_public", "marker", "limit"))
+        # the stamp is taken before the rows are read: while it is unchanged, so are they
+        stampKey = None
+        if self._changeStamp is not None:
+            stamp = await self._changeStamp()
+            if stamp is not None:
+                stampKey = ("flavors@", v, detail, user.isAdmin, params, stamp)
+                body = self._memo.get(stampKey)
+                if body is not None:
+                    return Reply(200, body)
         rows = await self._flavors.listWithTemplates()
         key = ("flavors", v, detail, user.isAdmin, params, rows.fingerprint)
         body = self._memo.get(key)
         if body is None:
             body = dumps(self._flavorDocument(request, user, v, detail, rows.flavors()))
             self._memo.put(key, body)
+        if stampKey is not None:
+            self._memo.put(stampKey, body)
         return Reply(200, body)
 
     def _flavorDocument(

@@ -19,13 +19,15 @@ L{NetworkRequestError} subclasses and the action answers 202.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
+from synnefo_twisted.db.changes import ChangeStamps
 from synnefo_twisted.db.models import Server, User
 from synnefo_twisted.db.repositories import ServerRepository
 from synnefo_twisted.db.servers import (
@@ -140,6 +142,9 @@ class ServersAPI:
     @param statsURL: base of the statistics graphs (C{<statsURL>/cpu-bar/<instance>});
         empty: C{/stats} answers 404 featureNotEnabled.
     @param pollLimit: the oldest C{changes-since} accepted, in seconds.
+    @param changeStamps: the database's change stamp (default: a
+        L{ChangeStamps} of C{database}); while it is unchanged a plain
+        C{/servers/detail} is answered again without reading the servers.
     """
 
     def __init__(
@@ -158,6 +163,7 @@ class ServersAPI:
         statsURL: str = "",
         statsRefresh: int = 60,
         pollLimit: float = 3600.0,
+        changeStamps: Callable[[], Deferred[Hashable | None]] | None = None,
     ) -> None:
         self._db = database
         self._backends = backends
@@ -178,6 +184,7 @@ class ServersAPI:
         self._params = ServerParamsRepository(database)
         self._tags = ServerTagRepository(database)
         self._memo = RenderedMemo()
+        self._changeStamp = changeStamps or ChangeStamps(database).current
 
     @property
     def broker(self) -> Any:
@@ -264,13 +271,25 @@ class ServersAPI:
             servers, more = paginate(request, found, lambda s: s.id)
             items = [serverviews.serverSummary(s, links) for s in servers]
             return self._listDocument(request, v, "servers", items, servers, more)
-        rows = await self._lists.detailsForUser(user.uuid, since)
         # the plain listing (no changes-since, limit or marker) is a function of the rows alone
+        plain = since is None and queryArg(request, "limit") is None and queryArg(request, "marker") is None
+        stampKey = None
+        if plain:
+            # taken before the rows are read: while it is unchanged, so are they
+            stamp = await self._changeStamp()
+            if stamp is not None:
+                stampKey = ("servers/detail@", v, user.uuid, stamp)
+                body = self._memo.get(stampKey)
+                if body is not None:
+                    return Reply(200, body)
+        rows = await self._lists.detailsForUser(user.uuid, since)
         key = None
-        if since is None and queryArg(request, "limit") is None and queryArg(request, "marker") is None:
+        if plain:
             key = ("servers/detail", v, rows.fingerprint)
             body = self._memo.get(key)
             if body is not None:
+                if stampKey is not None:
+                    self._memo.put(stampKey, body)
                 return Reply(200, body)
         found = rows.servers()
         if since is not None and not found:
@@ -283,6 +302,8 @@ class ServersAPI:
             return document
         body = dumps(document)
         self._memo.put(key, body)
+        if stampKey is not None:
+            self._memo.put(stampKey, body)
         return Reply(200, body)
 
     def _listDocument(

@@ -103,6 +103,9 @@ class SQLiteDatabase(Service):
         self._busyTimeout = busyTimeout
         self._threadpool: ThreadPool | None = None
         self._connection: sqlite3.Connection | None = None
+        # how many times a connection was opened (the change stamp of
+        # synnefo_twisted.db.changes counts changes per connection)
+        self.generation = 0
         self._lock = DeferredLock()
         self._listeners = Listeners()
         self._inflight = InFlight()
@@ -170,6 +173,7 @@ class SQLiteDatabase(Service):
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        self.generation += 1
         self._connection = conn
 
     def _close(self) -> None:

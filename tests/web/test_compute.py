@@ -4,6 +4,8 @@ Tests for L{web.compute}: versions, flavors, images, extensions, key pairs, limi
 
 from __future__ import annotations
 
+from typing import Any
+
 from synnefo_twisted.db.repositories import (
     FlavorRepository,
     ImageRepository,
@@ -122,6 +124,36 @@ class FlavorTests(APITestCase):
         self.assertEqual([(f["id"], f["name"]) for f in after], [(self.f1.id, "renamed"), (added.id, added.name)])
         admin = (await self.call("GET", "/compute/v2.0/flavors/detail", self.adminToken)).json()["flavors"]
         self.assertEqual([f["id"] for f in admin], [self.f1.id, self.hidden.id, added.id])
+
+    async def test_listingFollowsEachWrite(self) -> None:
+        """
+        Each write, made right after a listing that was answered twice (the
+        second time reused without reading the flavors), is in the next
+        listing: a rename, a flavor made private, C{allow_create} turned
+        off, a new flavor and a volume type's disk template changed.
+        """
+        repo = FlavorRepository(self.database)
+        path = "/compute/v2.0/flavors/detail"
+
+        async def listed() -> dict[int, dict[str, Any]]:
+            reply = await self.call("GET", path, self.token)
+            again = await self.call("GET", path, self.token)
+            self.assertEqual(again.body, reply.body)
+            return {f["id"]: f for f in reply.json()["flavors"]}
+
+        await listed()
+        await repo.modify(self.f1.id, name="renamed")
+        self.assertEqual((await listed())[self.f1.id]["name"], "renamed")
+        await repo.modify(self.f2.id, public=False)
+        self.assertNotIn(self.f2.id, await listed())
+        await repo.modify(self.f1.id, allow_create=False)
+        self.assertIs((await listed())[self.f1.id]["SNF:allow_create"], False)
+        added = await repo.create(16, 512, 10, self.f1.volume_type_id)
+        self.assertIn(added.id, await listed())
+        await self.database.runOperation(
+            "UPDATE volume_types SET disk_template = %s WHERE id = %s", ("plain", self.f1.volume_type_id)
+        )
+        self.assertEqual((await listed())[self.f1.id]["SNF:disk_template"], "plain")
 
     async def test_show(self) -> None:
         """

@@ -28,6 +28,8 @@ from synnefo_twisted.db.repositories import (
     ServerRepository,
     SubnetRepository,
 )
+from synnefo_twisted.db.servers import ServerListRepository
+from synnefo_twisted.db.volumes import VolumeRepository
 from synnefo_twisted.logic import serverops
 from synnefo_twisted.logic.networks import ConflictError, NetworkRequestError
 from synnefo_twisted.logic.servers import BuildInProgress, ServerFault
@@ -49,6 +51,23 @@ LIMITS = {
 }
 
 V = "/compute/v2.0"
+
+
+class _CountingLists:
+    """
+    A L{ServerListRepository} that counts its detail reads.
+    """
+
+    def __init__(self, wrapped: ServerListRepository) -> None:
+        self._wrapped = wrapped
+        self.reads = 0
+
+    def detailsForUser(self, userid: str, since: datetime | None = None) -> Any:
+        self.reads += 1
+        return self._wrapped.detailsForUser(userid, since)
+
+    def listForUser(self, userid: str, since: datetime | None = None) -> Any:
+        return self._wrapped.listForUser(userid, since)
 
 
 class WebFaultTests(SynchronousTestCase):
@@ -513,6 +532,98 @@ class DetailListingTests(ServersTestCase):
         self.assertIn("/servers/detail?", page["servers_links"][0]["href"])
         other = (await self.call("GET", "/compute/v2.1/servers/detail", self.token)).json()["servers"]
         self.assertEqual(other[0]["links"][0]["href"], f"{BASE}/compute/v2.1/servers/{first['id']}")
+
+    async def test_reusedWithoutReadingRows(self) -> None:
+        """
+        While nothing is written, the plain listing is answered again without
+        reading the servers (one stamp query); paginated listings read them
+        every time.
+        """
+        await self.create(name="a")
+        path = f"{V}/servers/detail"
+        servers = self.app.servers
+        assert servers is not None
+        counted = _CountingLists(servers._lists)
+        servers._lists = counted  # type: ignore[assignment]
+        # (on PostgreSQL a commit anywhere in the cluster, another database's, changes the stamp: a few tries)
+        for _ in range(20):
+            before = counted.reads
+            first = await self.call("GET", path, self.token)
+            again = await self.call("GET", path, self.token)
+            self.assertEqual(again.body, first.body)
+            if counted.reads - before == 1:
+                break
+        else:
+            self.fail("the rows were read on every request")
+        before = counted.reads
+        await self.call("GET", f"{path}?limit=1", self.token)
+        await self.call("GET", f"{path}?limit=1", self.token)
+        self.assertEqual(counted.reads, before + 2)
+
+    async def test_invalidatedByEveryWrite(self) -> None:
+        """
+        Every kind of write the detail shows (API calls, the dispatcher's and
+        reconciler's repository writes: status, metadata, tags, ports, IPs,
+        volumes, diagnostics, a new and a deleted server) is in the next
+        listing, even when the listing before it was a reused answer.
+        """
+        first = await self.create(name="a")
+        sid = first["id"]
+        path = f"{V}/servers/detail"
+        ports = PortRepository(self.database)
+        volumes = VolumeRepository(self.database)
+
+        async def listed() -> list[dict[str, Any]]:
+            reply = await self.call("GET", path, self.token)
+            self.assertEqual(reply.code, 200, reply.body)
+            # asked twice: the second answer is the reused one
+            again = await self.call("GET", path, self.token)
+            self.assertEqual(again.body, reply.body)
+            found: list[dict[str, Any]] = reply.json()["servers"]
+            return found
+
+        async def mine() -> dict[str, Any]:
+            return next(s for s in await listed() if s["id"] == sid)
+
+        await listed()
+        reply = await self.call("POST", f"{V}/servers/{sid}/metadata", self.token, {"metadata": {"role": "db"}})
+        self.assertEqual(reply.code, 201, reply.body)
+        self.assertEqual((await mine())["metadata"].get("role"), "db")
+        await self.servers.update(sid, operstate="STARTED", task=None, action=None)
+        self.assertEqual((await mine())["status"], "ACTIVE")
+        reply = await self.call("PUT", f"{V}/servers/{sid}", self.token, {"server": {"name": "renamed"}})
+        self.assertEqual(reply.code, 204, reply.body)
+        self.assertEqual((await mine())["name"], "renamed")
+        await self.servers.addTag(sid, "blue")
+        self.assertIn("blue", (await mine())["tags"])
+        await self.servers.setMetadata(sid, {"role": "web"})
+        self.assertEqual((await mine())["metadata"].get("role"), "web")
+        volume = await volumes.create(self.user.uuid, self.volumeType.id, 5, serverId=sid, idx=5)
+        self.assertIn(volume.id, (await mine())["volumes"])
+        await volumes.update(volume.id, deleted=True)
+        self.assertNotIn(volume.id, (await mine())["volumes"])
+        await self.servers.addDiagnostic(sid, "ganeti", "ERROR", "disk on fire")
+        self.assertEqual([d["message"] for d in (await mine())["diagnostics"]], ["disk on fire"])
+        network = await NetworkRepository(self.database).create("net", "IP_LESS_ROUTED", userid=self.user.uuid)
+        subnet = await SubnetRepository(self.database).create(network.id, "10.9.0.0/24", 4)
+
+        async def attached() -> dict[int, str]:
+            return {a["id"]: a["ipv4"] for a in (await mine())["attachments"]}
+
+        port = await ports.create(network.id, userid=self.user.uuid, serverId=sid, state="ACTIVE")
+        self.assertEqual((await attached()).get(port.id), "")
+        ip = await ports.addIP(subnet.id, network.id, "10.9.0.5", 4, portId=port.id, userid=self.user.uuid)
+        self.assertEqual((await attached()).get(port.id), "10.9.0.5")
+        await ports.releaseIP(ip.id)
+        self.assertEqual((await attached()).get(port.id), "")
+        await ports.update(port.id, state="DOWN")
+        self.assertNotIn(port.id, await attached())
+        await ports.delete(port.id)
+        self.assertNotIn(port.id, await attached())
+        second = await self.create(name="b")
+        self.assertEqual([s["id"] for s in await listed()], [sid, second["id"]])
+        await self.servers.update(second["id"], deleted=True)
+        self.assertEqual([s["id"] for s in await listed()], [sid])
 
 
 class StatsTests(ServersTestCase):
