@@ -32,7 +32,13 @@ from synnefo_twisted.interfaces import ISynnefoPlugin
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("prefetch", "int", 64, "unacknowledged messages per queue", check=checkPositive),
-    Setting("concurrency", "int", 16, "messages applied at once (one per server)", check=checkPositive),
+    Setting(
+        "concurrency",
+        "int",
+        16,
+        "messages applied at once (one per server; each holds a connection: keep [database] pool_size at least this)",
+        check=checkPositive,
+    ),
     Setting("max_retries", "int", 3, "retries of a failing message before dead-lettering", check=checkNonNegative),
     Setting("retry_backoff", "float", 0.5, "seconds before the first retry (doubling)", check=checkPositive),
     Setting("retry_backoff_max", "float", 30.0, "longest wait between retries", check=checkPositive),

@@ -25,6 +25,7 @@ from typing import Any
 
 from txamqp.codec import Codec
 from txamqp.connection import Body, Frame, Header, Method
+from txamqp.content import Content
 from txamqp.spec import pythonize
 
 _INT32 = (-(2**31), 2**31 - 1)
@@ -302,4 +303,126 @@ def unpackFrame(spec: Any, data: bytes) -> Frame:
     return Frame(channel, payload)
 
 
-__all__ = ["WireCodec", "checkPublishable", "packFrame", "unpackFrame"]
+# -- the consuming fast path (see BusProtocol.frame_received) ------------------------------------
+
+_FRAME_METHOD = 1
+_FRAME_BODY = 3
+_FRAME_END_OCTET = 0xCE
+_BASIC_DELIVER = struct.pack("!HH", 60, 60)  # class basic, method deliver
+_ACK = struct.Struct("!BHIHHQB")  # frame header, class/method basic.ack, delivery-tag, multiple
+_LONG = struct.Struct("!Q")
+
+
+class DeliverFrame:
+    """
+    A basic.deliver method frame, decoded without txAMQP's spec-driven
+    codec; C{data} is the whole frame, for txAMQP's path when needed.
+    """
+
+    __slots__ = ("channel", "consumer_tag", "data", "delivery_tag", "exchange", "redelivered", "routing_key")
+
+    def __init__(self, channel: int, data: bytes) -> None:
+        self.channel = channel
+        self.data = data
+        pos = 11
+        n = data[pos]
+        self.consumer_tag = data[pos + 1 : pos + 1 + n].decode("utf-8")
+        pos += 1 + n
+        (self.delivery_tag,) = _LONG.unpack_from(data, pos)
+        pos += 8
+        self.redelivered = bool(data[pos] & 1)
+        pos += 1
+        n = data[pos]
+        self.exchange = data[pos + 1 : pos + 1 + n].decode("utf-8")
+        pos += 1 + n
+        n = data[pos]
+        self.routing_key = data[pos + 1 : pos + 1 + n].decode("utf-8")
+        if pos + 1 + n != len(data) - 1:
+            raise ValueError("AMQP frame error: basic.deliver of the wrong size")
+
+
+class Delivery:
+    """
+    A message being assembled from its basic.deliver, content header and
+    body frames; once complete it reads like txAMQP's delivered message
+    (C{consumer_tag}, C{delivery_tag}, C{redelivered}, C{exchange},
+    C{routing_key}, C{content.body}, C{content.properties}).
+    """
+
+    __slots__ = ("_chunks", "_received", "_size", "consumer_tag", "content", "delivery_tag", "exchange",
+                 "redelivered", "routing_key")  # fmt: skip
+
+    def __init__(self, deliver: DeliverFrame) -> None:
+        self.consumer_tag = deliver.consumer_tag
+        self.delivery_tag = deliver.delivery_tag
+        self.redelivered = deliver.redelivered
+        self.exchange = deliver.exchange
+        self.routing_key = deliver.routing_key
+        self.content: Content | None = None
+        self._size = -1
+        self._received = 0
+        self._chunks: list[bytes] = []
+
+    def feed(self, payload: Any) -> bool:
+        """
+        Take the next frame's payload; True once the message is complete.
+
+        @raise ValueError: a frame that does not continue a delivery.
+        """
+        if self._size < 0:
+            if not isinstance(payload, Header):
+                raise ValueError(f"expected a content header, got {type(payload).__name__}")
+            if payload.weight:
+                raise ValueError("content header with child contents")
+            self._size = payload.size
+            self.content = Content(b"", [], payload.properties)
+            return self._done()
+        if not isinstance(payload, Body):
+            raise ValueError(f"expected a content body, got {type(payload).__name__}")
+        self._chunks.append(payload.content)
+        self._received += len(payload.content)
+        if self._received > self._size:
+            raise ValueError("content body longer than its header says")
+        return self._done()
+
+    def _done(self) -> bool:
+        if self._received < self._size:
+            return False
+        assert self.content is not None
+        self.content.body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        return True
+
+
+def unpackFrameFast(spec: Any, data: bytes) -> Frame | DeliverFrame:
+    """
+    L{unpackFrame}, with body frames sliced out directly and basic.deliver
+    method frames decoded as L{DeliverFrame}.
+    """
+    kind = data[0]
+    if kind == _FRAME_BODY or (kind == _FRAME_METHOD and data[7:11] == _BASIC_DELIVER):
+        if data[-1] != _FRAME_END_OCTET:
+            raise ValueError(f"AMQP frame error: expected frame-end, got {data[-1]!r}")
+        channel = (data[1] << 8) | data[2]
+        if kind == _FRAME_BODY:
+            return Frame(channel, Body(data[7:-1]))
+        return DeliverFrame(channel, data)
+    return unpackFrame(spec, data)
+
+
+def ackFrame(channel: int, deliveryTag: int, multiple: bool = False) -> bytes:
+    """
+    The wire bytes of a basic.ack.
+    """
+    return _ACK.pack(_FRAME_METHOD, channel, 13, 60, 80, deliveryTag, 1 if multiple else 0) + b"\xce"
+
+
+__all__ = [
+    "DeliverFrame",
+    "Delivery",
+    "WireCodec",
+    "ackFrame",
+    "checkPublishable",
+    "packFrame",
+    "unpackFrame",
+    "unpackFrameFast",
+]

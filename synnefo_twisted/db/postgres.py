@@ -447,6 +447,14 @@ class PostgresDatabase(Service):
         self._failedAttempts = 0
         self._lastError = "not started"
 
+    @property
+    def poolSize(self) -> int:
+        """
+        The connections in the pool: at most this many statements or
+        transactions run at once.
+        """
+        return self._poolSize
+
     def __repr__(self) -> str:
         return f"<PostgresDatabase {self.where}>"
 

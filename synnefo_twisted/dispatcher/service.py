@@ -204,6 +204,14 @@ class DispatcherService(Service):
             self._consumers.append(consumer)
         if self._statusResponder is not None:
             await self._statusResponder.startService()
+        poolSize = getattr(self._db, "poolSize", None)
+        if isinstance(poolSize, int) and poolSize < self.settings.concurrency:
+            log.warn(
+                "[database] pool_size {pool_size} is below [dispatcher] concurrency {concurrency}: at most "
+                "{pool_size} messages are applied at once (make pool_size at least concurrency)",
+                pool_size=poolSize,
+                concurrency=self.settings.concurrency,
+            )
         log.info(
             "dispatcher consuming {queues} (prefetch {prefetch}, concurrency {concurrency})",
             queues=[names.op, names.network, names.progress, names.cluster],

@@ -18,13 +18,13 @@ from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from txamqp.connection import Body, Header, Method
+from txamqp.connection import Body, Frame, Header, Method
 from txamqp.content import Content
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from synnefo_twisted.bus import DEFAULT_SPEC
-from synnefo_twisted.bus._wire import unpackFrame
+from synnefo_twisted.bus._wire import packFrame, unpackFrame
 from synnefo_twisted.bus.amqp import AMQPBus, BusDelegate, BusFactory, BusProtocol, loadAMQPSpec
 from synnefo_twisted.bus.errors import BusStopped, PublishFailed
 from synnefo_twisted.interfaces import IHealthReporter, IMessageBus
@@ -292,3 +292,90 @@ class ProtocolTests(SynchronousTestCase):
         self.transport.clear()
         channel.basic_ack(delivery_tag=1)
         self.assertEqual(self.frames()[0].payload.method.name, "ack")
+
+
+class DeliveryFastPathTests(SynchronousTestCase):
+    """
+    Deliveries are assembled synchronously from the frames on an idle
+    channel, reach the protocol as through txAMQP's own path, and acks are
+    written directly.
+    """
+
+    def setUp(self) -> None:
+        self.spec = loadAMQPSpec(DEFAULT_SPEC)
+        self.basic = self.spec.classes.bypyname["basic"]
+        self.protocol = BusProtocol(BusDelegate(), vhost="/", spec=self.spec, heartbeat=0, clock=Clock())
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.transport.clear()
+        self.received: list[tuple[Any, ...]] = []
+
+        def delivered(ch: Any, msg: Any) -> None:
+            content = msg.content
+            self.received.append(
+                (ch.id, msg.consumer_tag, msg.delivery_tag, msg.redelivered, msg.exchange, msg.routing_key,
+                 content.body, content.properties)
+            )  # fmt: skip
+
+        self.protocol.delivered = delivered  # type: ignore[method-assign]
+
+    def frames(self, channel: int, tag: int, body: bytes, chunk: int = 3) -> bytes:
+        deliver = self.basic.methods.bypyname["deliver"]
+        out = [packFrame(self.spec, Frame(channel, Method(deliver, "ctag", tag, False, "ganeti", "k")))]
+        out.append(packFrame(self.spec, Frame(channel, Header(self.basic, 0, len(body), **{"delivery-mode": 2}))))
+        out.extend(packFrame(self.spec, Frame(channel, Body(body[i : i + chunk]))) for i in range(0, len(body), chunk))
+        return b"".join(out)
+
+    def expected(self, channel: int, tag: int, body: bytes) -> tuple[Any, ...]:
+        return (channel, "ctag", tag, False, "ganeti", "k", body, {"delivery-mode": 2})
+
+    def test_assembled(self) -> None:
+        """
+        Messages whose frames arrive together or byte by byte are delivered
+        whole and in order, and none is left half-assembled.
+        """
+        self.successResultOf(self.protocol.channel(5))
+        data = self.frames(5, 1, b"first body") + self.frames(5, 2, b"") + self.frames(5, 3, b"\xff\x00third")
+        self.protocol.dataReceived(data[:40])
+        for i in range(40, len(data)):
+            self.protocol.dataReceived(data[i : i + 1])
+        self.assertEqual(
+            self.received,
+            [self.expected(5, 1, b"first body"), self.expected(5, 2, b""), self.expected(5, 3, b"\xff\x00third")],
+        )
+        self.assertEqual(self.protocol.assembling, {})
+
+    def test_slowPathSame(self) -> None:
+        """
+        On a channel txAMQP has not opened yet, deliveries take txAMQP's
+        path and arrive the same.
+        """
+        self.protocol.dataReceived(self.frames(6, 1, b"one") + self.frames(6, 2, b"two"))
+        self.assertEqual(self.received, [self.expected(6, 1, b"one"), self.expected(6, 2, b"two")])
+        self.assertEqual(self.protocol.assembling, {})
+
+    def test_outOfSequenceDropsConnection(self) -> None:
+        """
+        A method frame in the middle of a delivery is a protocol error: the
+        connection is dropped.
+        """
+        self.successResultOf(self.protocol.channel(5))
+        data = self.frames(5, 1, b"body")
+        # the deliver and header, then a second deliver instead of the body
+        (size,) = struct.unpack("!I", data[3:7])
+        deliverFrame = data[: 8 + size]
+        headerEnd = 8 + size + 8 + struct.unpack("!I", data[8 + size + 3 : 8 + size + 7])[0]
+        self.protocol.dataReceived(data[:headerEnd] + deliverFrame)
+        self.assertEqual(self.received, [])
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_ack(self) -> None:
+        """
+        An ack is written at once as a basic.ack frame; on a closed channel it fails.
+        """
+        ch = self.successResultOf(self.protocol.channel(5))
+        self.successResultOf(self.protocol.sendAck(ch, 42))
+        frame = unpackFrame(self.spec, self.transport.value())
+        self.assertEqual((frame.channel, frame.payload.method.name, frame.payload.args), (5, "ack", (42, False)))
+        ch.close(None)
+        self.failureResultOf(self.protocol.sendAck(ch, 43))

@@ -5,6 +5,7 @@ The AMQP frame codec used by our txAMQP protocol subclass.
 from __future__ import annotations
 
 import decimal
+import struct
 from io import BytesIO
 from typing import Any
 
@@ -15,7 +16,15 @@ from txamqp.connection import Body, Frame, Header, Method
 from txamqp.content import Content
 
 from synnefo_twisted.bus import DEFAULT_SPEC
-from synnefo_twisted.bus._wire import WireCodec, packFrame, unpackFrame
+from synnefo_twisted.bus._wire import (
+    DeliverFrame,
+    Delivery,
+    WireCodec,
+    ackFrame,
+    packFrame,
+    unpackFrame,
+    unpackFrameFast,
+)
 from synnefo_twisted.bus.amqp import loadAMQPSpec
 
 
@@ -171,3 +180,127 @@ class FrameTests(SynchronousTestCase):
         txAMQP's Content with bytes passes through unchanged (sanity check of the helpers).
         """
         self.assertEqual(Content(b"\xff").body, b"\xff")
+
+
+class FastPathTests(SynchronousTestCase):
+    """
+    The consuming fast path decodes what the generic codec decodes.
+    """
+
+    def setUp(self) -> None:
+        self.spec = loadAMQPSpec(DEFAULT_SPEC)
+        self.basic = self.spec.classes.bypyname["basic"]
+
+    def deliverFrame(self, tag: str, deliveryTag: int, redelivered: bool, exchange: str, key: str) -> bytes:
+        deliver = self.basic.methods.bypyname["deliver"]
+        return packFrame(self.spec, Frame(5, Method(deliver, tag, deliveryTag, redelivered, exchange, key)))
+
+    @given(
+        st.text(max_size=40),
+        st.integers(min_value=0, max_value=2**64 - 1),
+        st.booleans(),
+        st.text(max_size=40),
+        st.text(max_size=80),
+    )
+    def test_deliver(self, tag: str, deliveryTag: int, redelivered: bool, exchange: str, key: str) -> None:
+        """
+        A basic.deliver decodes to the same fields as through the generic codec.
+        """
+        data = self.deliverFrame(tag, deliveryTag, redelivered, exchange, key)
+        frame = unpackFrameFast(self.spec, data)
+        assert isinstance(frame, DeliverFrame)
+        generic = unpackFrame(self.spec, data).payload.args
+        self.assertEqual(
+            (
+                frame.channel,
+                frame.consumer_tag,
+                frame.delivery_tag,
+                frame.redelivered,
+                frame.exchange,
+                frame.routing_key,
+            ),
+            (5, *generic),
+        )
+        self.assertEqual((tag, deliveryTag, redelivered, exchange, key), generic)
+
+    def test_deliverWrongSize(self) -> None:
+        """
+        A basic.deliver with trailing bytes inside the frame is rejected.
+        """
+        data = self.deliverFrame("t", 1, False, "e", "k")
+        (size,) = struct.unpack("!I", data[3:7])
+        bad = data[:3] + struct.pack("!I", size + 1) + data[7:-1] + b"\x00\xce"
+        self.assertRaises(ValueError, unpackFrameFast, self.spec, bad)
+
+    @given(st.binary(max_size=2000))
+    def test_body(self, body: bytes) -> None:
+        """
+        Body frames come back as the same bytes.
+        """
+        frame = unpackFrameFast(self.spec, packFrame(self.spec, Frame(3, Body(body))))
+        assert isinstance(frame, Frame)
+        self.assertEqual((frame.channel, frame.payload.content), (3, body))
+
+    def test_frameEnd(self) -> None:
+        """
+        A body or deliver frame without the frame-end octet is rejected.
+        """
+        for data in (packFrame(self.spec, Frame(1, Body(b"x"))), self.deliverFrame("t", 1, False, "e", "k")):
+            self.assertRaises(ValueError, unpackFrameFast, self.spec, data[:-1] + b"\x00")
+
+    def test_otherFrames(self) -> None:
+        """
+        Other frames go through the generic codec.
+        """
+        header = Frame(1, Header(self.basic, 0, 3, **{"delivery-mode": 2}))
+        frame = unpackFrameFast(self.spec, packFrame(self.spec, header))
+        assert isinstance(frame, Frame)
+        self.assertEqual((frame.payload.size, frame.payload.properties), (3, {"delivery-mode": 2}))
+
+    def test_ackFrame(self) -> None:
+        """
+        The hand-packed basic.ack is the generic codec's.
+        """
+        ack = self.basic.methods.bypyname["ack"]
+        for tag, multiple in ((1, False), (2**64 - 1, True)):
+            self.assertEqual(ackFrame(7, tag, multiple), packFrame(self.spec, Frame(7, Method(ack, tag, multiple))))
+
+    def delivery(self) -> Delivery:
+        data = self.deliverFrame("t", 9, True, "ganeti", "k")
+        frame = unpackFrameFast(self.spec, data)
+        assert isinstance(frame, DeliverFrame)
+        return Delivery(frame)
+
+    def test_assemble(self) -> None:
+        """
+        A delivery is complete once its body frames add up to the header's size.
+        """
+        d = self.delivery()
+        self.assertFalse(d.feed(Header(self.basic, 0, 5, headers={"h": 1})))
+        self.assertFalse(d.feed(Body(b"ab")))
+        self.assertTrue(d.feed(Body(b"cde")))
+        assert d.content is not None
+        self.assertEqual((d.content.body, d.content.properties), (b"abcde", {"headers": {"h": 1}}))
+        self.assertEqual((d.consumer_tag, d.delivery_tag, d.redelivered), ("t", 9, True))
+
+    def test_assembleEmpty(self) -> None:
+        """
+        A message with an empty body is complete at its header.
+        """
+        d = self.delivery()
+        self.assertTrue(d.feed(Header(self.basic, 0, 0)))
+        assert d.content is not None
+        self.assertEqual(d.content.body, b"")
+
+    def test_outOfSequence(self) -> None:
+        """
+        A body before the header, a header with children, or too long a body is an error.
+        """
+        self.assertRaises(ValueError, self.delivery().feed, Body(b"x"))
+        self.assertRaises(ValueError, self.delivery().feed, Header(self.basic, 1, 0))
+        d = self.delivery()
+        d.feed(Header(self.basic, 0, 1))
+        self.assertRaises(ValueError, d.feed, Body(b"xy"))
+        d = self.delivery()
+        d.feed(Header(self.basic, 0, 1))
+        self.assertRaises(ValueError, d.feed, Header(self.basic, 0, 1))

@@ -15,6 +15,8 @@ from typing import Any
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
@@ -264,3 +266,46 @@ class DispatcherServiceTests(TestCase):
         self.assertEqual(len(self.applier.calls), 8)
         self.assertEqual(self.service.counts["applied"], 1)
         self.assertEqual(self.deadLetters(), [])
+
+
+class _Pooled:
+    """
+    Stands for a database with a connection pool (the scripted applier never uses it).
+    """
+
+    def __init__(self, poolSize: int) -> None:
+        self.poolSize = poolSize
+
+
+class PoolSizeTests(TestCase):
+    """
+    A pool smaller than the concurrency would silently bound it: the service says so when it starts.
+    """
+
+    def warnings(self, poolSize: int) -> list[str]:
+        clock = Clock()
+        bus = MemoryBus(clock)
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        service = DispatcherService(
+            clock, _Pooled(poolSize), bus, DispatcherSettings(concurrency=8), applier=ScriptedApplier()
+        )
+        self.successResultOf(bus.startService())
+        started = service.startService()
+        clock.advance(0)
+        self.successResultOf(started)
+        self.successResultOf(service.stopService())
+        self.successResultOf(bus.stopService())
+        return [formatEvent(e) for e in observer if e.get("log_level") == LogLevel.warn]
+
+    def test_smallPoolWarned(self) -> None:
+        """
+        pool_size 4 under concurrency 8: a warning naming both.
+        """
+        [warning] = self.warnings(4)
+        self.assertIn("pool_size 4 is below [dispatcher] concurrency 8", warning)
+
+    def test_largeEnoughPool(self) -> None:
+        """
+        pool_size equal to the concurrency: no warning.
+        """
+        self.assertEqual(self.warnings(8), [])
