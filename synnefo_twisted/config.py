@@ -189,8 +189,8 @@ CORE_SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting(
             "pool_size",
             "int",
-            4,
-            "PostgreSQL connections in the pool",
+            16,
+            "PostgreSQL connections in the pool (at least [dispatcher] concurrency on a logic node)",
             check=checkPositive,
         ),
         Setting(
