@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 
 from synnefo_twisted.db._sql import parseTimestamp
 from synnefo_twisted.db.models import BackendNetwork, Network, Server, columns
-from synnefo_twisted.db.repositories import _Repository
+from synnefo_twisted.db.repositories import QuotaRepository, _Repository
 from synnefo_twisted.logic.reconcile import DBPort, DBServer
 
 _CHUNK = 500
@@ -66,6 +66,29 @@ class ReconcileRepository(_Repository):
             (serverId, jobId),
         )
         return d.addCallback(lambda rows: bool(rows))
+
+    def abandonJoblessTask(self, serverId: int, task: str) -> Deferred[bool]:
+        """
+        Clear a task that never got its job, as the API does when its
+        submission fails: the task and action go and the action's quota
+        commission (the server's C{serial_id}, when still pending) is
+        rejected, in one transaction, unless the task got a job or was
+        replaced meanwhile; True when cleared.
+        """
+
+        async def abandon(tx: Any) -> bool:
+            rows = await tx.execute(
+                f"UPDATE servers SET task = NULL, action = NULL, updated = {self._now()} "
+                "WHERE id = %s AND task = %s AND task_job_id IS NULL RETURNING serial_id",
+                (serverId, task),
+            )
+            if not rows:
+                return False
+            if rows[0][0] is not None:
+                await QuotaRepository(tx).reject(int(rows[0][0]))
+            return True
+
+        return self._atomic(abandon)
 
     def liveNetworks(self) -> Deferred[list[Network]]:
         return self._many(Network, f"SELECT {columns(Network)} FROM networks WHERE deleted = FALSE ORDER BY id")

@@ -466,6 +466,11 @@ def detectServers(
             continue
         if recent or name in busy:
             continue
+        # a task that never got its job (the API's submission or its
+        # recording failed, e.g. with the database down): the job's messages
+        # would have settled it by opcode, so none ran
+        if server.task is not None and server.task_job_id is None and server.operstate != "BUILD":
+            out.append(Drift(PENDING_TASK, backendId, server.id, f"task {server.task} without a job", "no job", g, s))
         # pending task: its job is finished (or gone) but the task stayed
         if server.task is not None and server.task_job_id is not None and server.operstate != "BUILD":
             taskJob = jobs.get(server.task_job_id)

@@ -139,8 +139,12 @@ async def _fixServer(
         return "fixed"
     messages = logic.fixMessages(drift, now, backend.clustername, prefix)
     if drift.kind == logic.PENDING_TASK and not messages:
-        assert drift.jobId is not None
-        cleared = await ReconcileRepository(db).clearPendingTask(drift.serverId, drift.jobId)
+        repo = ReconcileRepository(db)
+        if drift.jobId is None:
+            assert drift.server is not None and drift.server.server.task is not None
+            cleared = await repo.abandonJoblessTask(drift.serverId, drift.server.server.task)
+        else:
+            cleared = await repo.clearPendingTask(drift.serverId, drift.jobId)
         return "fixed" if cleared else "unchanged"
     result = await _applyAll(db, apply, "op", messages)
     if drift.kind == logic.PENDING_TASK and drift.jobId is not None:

@@ -227,6 +227,18 @@ class DetectTests(SynchronousTestCase):
         self.assertEqual(kinds(drifts), [("pending-task", 1), ("pending-task", 2)])
         self.assertEqual(drifts[0].jobId, 20)
 
+    def test_joblessTask(self) -> None:
+        """
+        A task that never got its job (its submission failed with the
+        database, say) is pending; a build's task is not judged this way.
+        """
+        servers = [dbServer(1, task="STOP", task_job_id=None), dbServer(2, task="BUILD", operstate="BUILD")]
+        drifts = [d for d in detect(servers, [record(1), record(2)]) if d.kind == "pending-task"]
+        self.assertEqual(kinds(drifts), [("pending-task", 1)])
+        self.assertEqual((drifts[0].jobId, drifts[0].db), (None, "task STOP without a job"))
+        recent = NOW - timedelta(seconds=5)
+        self.assertEqual(detect([dbServer(1, task="STOP", task_job_id=None, updated=recent)], [record(1)]), [])
+
     def test_grace(self) -> None:
         """
         Recently changed servers, recently changed instances and instances

@@ -185,6 +185,29 @@ class DriftMixin(ClusterMixin):
         self.assertEqual((server.operstate, server.task, server.task_job_id), ("STOPPED", None, None))
         await self.assertNoDrift()
 
+    async def test_joblessTask(self) -> None:
+        """
+        A stop whose claim committed but whose job was never submitted (the
+        database went away in between): the task is pending with no job;
+        the fix clears it and rejects the stop's quota commission, as the
+        API does when a submission fails, and nothing is left pending.
+        """
+        serverId = await self.create()
+        usage = {q.resource: q.usage for q in await self.quotas.holdings(self.project.id) if q.user_id is None}
+        commission = await self.quotas.issue(self.project.id, self.user.id, {"cyclades.cpu": -2})
+        await self.servers.update(serverId, task="STOP", action="STOP", task_job_id=None, serial_id=commission.id)
+        self.lose()
+        found = await self.reconcile()
+        self.assertEqual(self.kinds(found), [("pending-task", serverId)])
+        result = await self.reconcile(FixOptions(pendingTasks=True))
+        self.assertEqual([f.fix for f in result.findings], ["fixed"])
+        server = await self.server(serverId)
+        self.assertEqual((server.operstate, server.task, server.action), ("STARTED", None, None))
+        self.assertEqual(await self.quotas.pending(), [])
+        after = {q.resource: q.usage for q in await self.quotas.holdings(self.project.id) if q.user_id is None}
+        self.assertEqual(after, usage)
+        await self.assertNoDrift()
+
     async def test_flavorChangedInGaneti(self) -> None:
         """
         An instance resized directly in Ganeti: unsynced flavor, fixed by a
