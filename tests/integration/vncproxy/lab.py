@@ -62,7 +62,9 @@ def sharedLab() -> Lab:
     """
     global _shared
     if _shared is None:
-        lab = Lab(connectTimeout=6.0)
+        # A viewer has connect_timeout to reach its one-time port: headless
+        # Chromium loading noVNC on a loaded 2-core machine took longer than 6 s.
+        lab = Lab(connectTimeout=15.0)
         lab.start()
         atexit.register(lab.stop)
         _shared = lab

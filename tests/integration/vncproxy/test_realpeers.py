@@ -218,9 +218,9 @@ class RealPeerTests(SynchronousTestCase):
         s.close()
 
     def novnc(self, scheme: str, consoleType: str) -> dict[str, object]:
-        port = self.forward(type=consoleType, password="novnc123")
-        shot = self.tmp(f"{consoleType}.png")
         httpPort = self.lab.novncServer(scheme)
+        shot = self.tmp(f"{consoleType}.png")
+        port = self.forward(type=consoleType, password="novnc123")
         url = f"{scheme}://127.0.0.1:{httpPort}/vnc_lite.html?host=127.0.0.1&port={port}&password=novnc123&path=websockify"
         result = subprocess.run(
             ["node", str(NODE_DIR / "novnc_shot.js"), url, str(shot)], capture_output=True, timeout=90, cwd=NODE_DIR
