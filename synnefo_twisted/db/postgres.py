@@ -126,7 +126,18 @@ class _Detector(reconnection.DeadConnectionDetector):
         self.attempts += 1
         connection = self.reconnectable
         _closeQuietly(connection)
-        d: Deferred[Any] = connection.connect(*self._connargs, **self._connkw)
+        try:
+            d: Deferred[Any] = connection.connect(*self._connargs, **self._connkw)
+        except FileNotFoundError:
+            # epoll has never heard of the new socket's descriptor, yet the
+            # reactor lists that number: it belonged to a connection whose
+            # socket libpq closed itself. That record is stale by
+            # definition; drop it and try again on the next attempt.
+            _dropStale(self.reactor, connection._connection.fileno())
+            _closeQuietly(connection)
+            self.lastError = "a stale reactor record of a closed socket (dropped)"
+            self._schedule()
+            return
         self._attempt = d
         self._timeout = self.reactor.callLater(self._owner._connectTimeout, self._timedOut, connection)
         d.addCallbacks(self._connected, self._failed)
@@ -190,6 +201,22 @@ def _reason(f: Failure | None) -> str:
         return _reason(f.value.originalFailure)
     message = f.getErrorMessage().strip().splitlines()
     return f"{getattr(f.type, '__name__', 'error')}: {message[0] if message else ''}".strip()
+
+
+def _dropStale(reactor: Any, fd: int) -> None:
+    """
+    Forget the reactor's record of descriptor C{fd}, which epoll does not
+    know (its socket was closed behind the reactor's back).
+    """
+    selectables = getattr(reactor, "_selectables", None)
+    if isinstance(selectables, dict):
+        selectables.pop(fd, None)
+    for watched in (getattr(reactor, "_reads", None), getattr(reactor, "_writes", None)):
+        if isinstance(watched, set):
+            watched.discard(fd)
+        elif isinstance(watched, dict):
+            watched.pop(fd, None)
+    log.warn("dropped the reactor's stale record of closed descriptor {fd}", fd=fd)
 
 
 def _closeQuietly(connection: Any) -> None:
