@@ -44,7 +44,7 @@ from twisted.application.service import IService
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from synnefo_twisted.config import Setting, checkEndpoint, checkPositive
+from synnefo_twisted.config import Setting, checkEndpoint, checkNonNegative, checkPositive
 from synnefo_twisted.context import NodeContext
 from synnefo_twisted.interfaces import ISynnefoPlugin
 
@@ -142,6 +142,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fqdn_template", "str", "", "SNF:fqdn of servers, e.g. snf-{id}.vm.example.org (empty: null)"),
     Setting("stats_url", "str", "", "base URL of server statistics graphs (empty: statistics disabled)"),
     Setting("changes_since_limit", "float", 3600, "oldest changes-since accepted, seconds", check=checkPositive),
+    Setting(
+        "listing_staleness",
+        "float",
+        0.05,
+        "seconds other processes' writes may take to show in listings reused while nothing changed"
+        " (this node's own writes show at once; 0: a change-stamp query per listing)",
+        check=checkNonNegative,
+    ),
     Setting("shared_resources", "bool", False, "servers may be shared to the members of their project"),
     Setting(
         "image_file_roots",
@@ -242,6 +250,7 @@ class APIPlugin:
                 maxCidrBlock=int(s["max_cidr_block"]),
             ),
             publicNetworkCidr=s["public_network_cidr"],
+            listingStaleness=float(s["listing_staleness"]),
             resourcePools={
                 "macPrefixBase": s["mac_prefix_pool_base"],
                 "macPrefixSize": int(s["mac_prefix_pool_size"]),

@@ -176,6 +176,14 @@ CORE_SECTIONS: dict[str, tuple[Setting, ...]] = {
         Setting(
             "disabled_plugins", "list[str]", [], "plugins not to run although a role enables them (like --no-plugin)"
         ),
+        Setting(
+            "malloc_retain",
+            "int",
+            64 << 20,
+            "bytes of freed memory the C allocator keeps for reuse instead of giving back to the kernel"
+            " (glibc; large answers then reuse pages instead of faulting new ones in; 0: glibc's defaults)",
+            check=checkNonNegative,
+        ),
     ),
     "database": (
         Setting(

@@ -115,6 +115,11 @@ class IDatabase(Interface):
     """
 
     dialect = Attribute("C{str}: C{postgresql} or C{sqlite}.")
+    writes = Attribute(
+        "C{int}: how many calls through this object wrote, or may have (every statement"
+        " but a plain C{SELECT}; failed calls too); bumped before the caller sees the outcome,"
+        " so a change of it is a change of the data (L{synnefo_twisted.db.changes})."
+    )
 
     def runQuery(sql: str, params: Any = ()) -> object:
         """

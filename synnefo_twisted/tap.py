@@ -153,8 +153,13 @@ def makeService(options: Options) -> IService:
         # the node may fail while twistd is still starting the reactor
         reactor.callWhenRunning(reactor.stop)
 
+    from synnefo_twisted.malloc import tuneMalloc
     from synnefo_twisted.node import NodeService
 
+    # the process's allocator, like the reactor, is set up here only
+    retain = options.loadedConfig.section("node")["malloc_retain"]
+    if tuneMalloc(retain):
+        log.info("C allocator keeps up to {retain} bytes of freed memory", retain=retain)
     return NodeService(reactor, options.loadedConfig, options.selected, onFatal=fatal)
 
 

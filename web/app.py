@@ -65,6 +65,7 @@ class APIApplication:
         extraServerActions: Mapping[str, ExtraAction] | None = None,
         imageFileRoots: Sequence[str] = (),
         networkDefaults: NetworkDefaults | None = None,
+        listingStaleness: float = 0.0,
     ) -> None:
         """
         @param backends: the L{IBackendRegistry}; the servers API is mounted
@@ -76,12 +77,17 @@ class APIApplication:
             C{addFloatingIp} and C{removeFloatingIp} are always there).
         @param networkDefaults: the network settings (enabled network
             types, bridges, MAC prefix, largest CIDR).
+        @param listingStaleness: how late, in seconds, listings reused while
+            nothing changed may show other processes' writes (C{[api]
+            listing_staleness}; this process's own writes show at once;
+            0: never late, one change-stamp query per listing). See
+            L{synnefo_twisted.db.changes.ChangeStamps}.
         """
         self.baseURL = baseURL.rstrip("/")
         users = UserRepository(database)
         projects = ProjectRepository(database)
         self.authenticator = Authenticator(users, clock)
-        stamps = ChangeStamps(database)
+        stamps = ChangeStamps(database, clock, listingStaleness)
         self.router = Router(self.authenticator)
         IdentityAPI(users, projects, self.authenticator, self.baseURL).register(self.router)
         self.imageRegistry = imageRegistry = ImageRegistry(database, clock, imageFileRoots)

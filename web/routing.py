@@ -133,7 +133,15 @@ class Router:
         request.setResponseCode(fault.code)
         for name, value in fault.headers.items():
             request.setHeader(name, value)
-        return fault.body()
+        return _sized(request, fault.body())
+
+
+def _sized(request: IRequest, body: bytes) -> bytes:
+    # a length, rather than chunks: one write of the whole answer (and what
+    # HEAD answers should tell); 204 and 304 answers have no body to size
+    if body or getattr(request, "code", 200) not in (204, 304):
+        request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
 
 
 def _render(request: IRequest, result: Any) -> bytes:
@@ -142,8 +150,8 @@ def _render(request: IRequest, result: Any) -> bytes:
         for name, value in result.headers:
             request.setHeader(name, value)
         if result.body is None:
-            return b""
+            return _sized(request, b"")
         if isinstance(result.body, bytes):
-            return result.body
-        return dumps(result.body)
-    return dumps(result)
+            return _sized(request, result.body)
+        return _sized(request, dumps(result.body))
+    return _sized(request, dumps(result))

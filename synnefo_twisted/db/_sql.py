@@ -171,3 +171,18 @@ def checkNotification(channel: str, payload: str) -> None:
         raise ValueError(f"notification payload must be a string, not {type(payload).__name__}")
     if len(payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"notification payload is over {MAX_PAYLOAD_BYTES} bytes; send an id and read the rest")
+
+
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+
+
+def readsOnly(sql: str) -> bool:
+    """
+    Whether a statement can only read: a plain C{SELECT} (row-lock clauses
+    included: they change no data). Anything else (C{INSERT}, C{UPDATE},
+    C{DELETE}, C{WITH} that may modify, DDL, C{PRAGMA}, ...) counts as a
+    write; the answer is conservative, never the other way round.
+    """
+    start = _LEADING.match(sql)
+    head = sql[start.end() if start else 0 :][:7]
+    return head[:6].upper() == "SELECT" and (len(head) == 6 or not (head[6].isalnum() or head[6] == "_"))

@@ -32,7 +32,7 @@ from txpostgres import reconnection, txpostgres
 from zope.interface import implementer
 
 from synnefo_twisted.db._common import InFlight, Listeners, QueryMetrics, shield
-from synnefo_twisted.db._sql import DatabaseUnavailableError, IntegrityError, checkNotification
+from synnefo_twisted.db._sql import DatabaseUnavailableError, IntegrityError, checkNotification, readsOnly
 from synnefo_twisted.health import Health
 from synnefo_twisted.interfaces import IDatabase, IHealthReporter, ITransaction
 from synnefo_twisted.metrics import MetricsRegistry
@@ -342,10 +342,13 @@ class PostgresTransaction:
         self._lock = DeferredLock()
         self._notifications: list[tuple[str, str]] = []
         self.finished = False
+        self.wrote = False
 
     def execute(self, sql: str, params: object = ()) -> Deferred[Rows]:
         if self.finished:
             raise RuntimeError("the transaction is over (execute called after the interaction returned)")
+        if not self.wrote and not readsOnly(sql):
+            self.wrote = True
         return self._lock.run(self._execute, sql, () if params is None else params)
 
     def _execute(self, sql: str, params: object) -> Deferred[Rows]:
@@ -374,6 +377,10 @@ class PostgresTransaction:
     def _afterFailure(self, f: Failure) -> Deferred[Any]:
         # let queued statements finish (inside the transaction) before rollback
         return self._lock.run(lambda: f)
+
+
+def _always() -> bool:
+    return True
 
 
 def _listenOn(listener: Any, channel: str) -> Deferred[None]:
@@ -462,6 +469,9 @@ class PostgresDatabase(Service):
             )
         self._listeners = Listeners()
         self._inflight = InFlight()
+        # calls through this object that wrote (or may have): bumped before
+        # their caller sees the outcome (synnefo_twisted.db.changes)
+        self.writes = 0
         self._cooperator: Cooperator | None = None
         self._pool: _Pool | None = None
         self._listener: txpostgres.Connection | None = None
@@ -618,21 +628,40 @@ class PostgresDatabase(Service):
 
     # -- calls -------------------------------------------------------------
 
-    def _call(self, kind: str, method: Callable[..., Deferred[Any]], *args: Any) -> Deferred[Any]:
+    def _call(
+        self, kind: str, method: Callable[..., Deferred[Any]], *args: Any, wrote: Callable[[], bool] | None = None
+    ) -> Deferred[Any]:
         if not self._accepting or self._pool is None:
             return fail(DatabaseUnavailableError(f"the database service for {self.where} is not running"))
-        return shield(self._inflight.track(self._metrics.measure(kind, method(*args).addErrback(_translate))), kind)
+        d = method(*args).addErrback(_translate)
+        if wrote is not None:
+
+            def count(result: object) -> object:
+                # a failed call may have written (a lost commit), conservatively
+                if isinstance(result, Failure) or wrote():
+                    self.writes += 1
+                return result
+
+            d.addBoth(count)
+        return shield(self._inflight.track(self._metrics.measure(kind, d)), kind)
 
     def runQuery(self, sql: str, params: object = ()) -> Deferred[Rows]:
         assert self._pool is not None or not self._accepting
-        return self._call("query", self._poolCall("runQuery"), sql, () if params is None else params)
+        wrote = None if readsOnly(sql) else _always
+        return self._call("query", self._poolCall("runQuery"), sql, () if params is None else params, wrote=wrote)
 
     def runOperation(self, sql: str, params: object = ()) -> Deferred[None]:
-        return self._call("operation", self._poolCall("runOperation"), sql, () if params is None else params)
+        wrote = None if readsOnly(sql) else _always
+        return self._call(
+            "operation", self._poolCall("runOperation"), sql, () if params is None else params, wrote=wrote
+        )
 
     def runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        transactions: list[PostgresTransaction] = []
+
         def body(cursor: Any) -> Deferred[Any]:
             tx = PostgresTransaction(cursor)
+            transactions.append(tx)
             d = maybeDeferred(interaction, tx, *args, **kwargs)
             d.addCallbacks(tx._finish, tx._afterFailure)
 
@@ -642,7 +671,12 @@ class PostgresDatabase(Service):
 
             return d.addBoth(over)
 
-        return self._call("interaction", self._poolCall("runInteraction"), body)
+        return self._call(
+            "interaction",
+            self._poolCall("runInteraction"),
+            body,
+            wrote=lambda: any(tx.wrote for tx in transactions),
+        )
 
     def _poolCall(self, name: str) -> Callable[..., Deferred[Any]]:
         pool = self._pool

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredLock, fail, maybeDeferred, succeed
@@ -31,6 +31,7 @@ from synnefo_twisted.db._sql import (
     checkParams,
     parseBool,
     parseTimestamp,
+    readsOnly,
     sqliteValue,
     translateForSQLite,
 )
@@ -39,6 +40,8 @@ from synnefo_twisted.interfaces import IDatabase, IHealthReporter, ITransaction
 from synnefo_twisted.metrics import MetricsRegistry
 
 log = Logger()
+
+T = TypeVar("T")
 
 # Declared column types converted on the way out (PARSE_DECLTYPES matches
 # the first word of the declared type, case-insensitively).
@@ -68,11 +71,14 @@ class SQLiteTransaction:
         self._lock = DeferredLock()
         self.finished = False
         self.used = False
+        self.wrote = False
 
     def execute(self, sql: str, params: object = ()) -> Deferred[list[tuple[Any, ...]]]:
         if self.finished:
             raise RuntimeError("the transaction is over (execute called after the interaction returned)")
         self.used = True
+        if not self.wrote and not readsOnly(sql):
+            self.wrote = True
         return self._lock.run(self._database._inThread, self._database._executeInTransaction, sql, params)
 
     def notify(self, channel: str, payload: str) -> None:
@@ -106,6 +112,9 @@ class SQLiteDatabase(Service):
         # how many times a connection was opened (the change stamp of
         # synnefo_twisted.db.changes counts changes per connection)
         self.generation = 0
+        # calls through this object that wrote (or may have): bumped before
+        # their caller sees the outcome (synnefo_twisted.db.changes)
+        self.writes = 0
         self._lock = DeferredLock()
         self._listeners = Listeners()
         self._inflight = InFlight()
@@ -248,7 +257,13 @@ class SQLiteDatabase(Service):
         except DatabaseUnavailableError as e:
             return fail(e)
         d: Deferred[list[tuple[Any, ...]]] = self._lock.run(self._inThread, self._execute, sql, params)
+        if not readsOnly(sql):
+            d.addBoth(self._wrote)
         return self._inflight.track(d)
+
+    def _wrote(self, result: T) -> T:
+        self.writes += 1
+        return result
 
     def runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
         return shield(self._metrics.measure("interaction", self._run(interaction, *args, **kwargs)), "interaction")
@@ -260,17 +275,20 @@ class SQLiteDatabase(Service):
             return fail(e)
         d = self._lock.run(self._interact, interaction, args, kwargs)
 
-        def deliver(outcome: tuple[Any, list[tuple[str, str]]]) -> Any:
-            result, notifications = outcome
+        def deliver(outcome: tuple[Any, list[tuple[str, str]], bool]) -> Any:
+            result, notifications, wrote = outcome
+            if wrote:
+                self.writes += 1
             for channel, payload in notifications:
                 self._listeners.deliver(channel, payload)
             return result
 
-        return self._inflight.track(d.addCallback(deliver))
+        # a failed interaction may have written (a failed commit), conservatively
+        return self._inflight.track(d.addCallbacks(deliver, self._wrote))
 
     def _interact(
         self, interaction: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Deferred[tuple[Any, list[tuple[str, str]]]]:
+    ) -> Deferred[tuple[Any, list[tuple[str, str]], bool]]:
         tx = SQLiteTransaction(self)
         begun: Deferred[Any] = maybeDeferred(interaction, tx, *args, **kwargs)
 
@@ -278,12 +296,12 @@ class SQLiteDatabase(Service):
             # statements the interaction started without waiting for
             return tx._lock.run(lambda: result)
 
-        def commit(result: object) -> Deferred[Any] | tuple[Any, list[tuple[str, str]]]:
+        def commit(result: object) -> Deferred[Any] | tuple[Any, list[tuple[str, str]], bool]:
             tx.finished = True
             if not tx.used:
-                return (result, tx._notifications)
+                return (result, tx._notifications, False)
             d = self._inThread(self._end, True)
-            return d.addCallback(lambda _: (result, tx._notifications))
+            return d.addCallback(lambda _: (result, tx._notifications, tx.wrote))
 
         def rollback(f: Any) -> Deferred[Any] | Any:
             tx.finished = True

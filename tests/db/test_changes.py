@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg2
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from synnefo_twisted.db import openDatabase
@@ -78,6 +79,43 @@ class ChangeStampMixin(_Base):
         await self.db.runInteraction(delete)
         seen.append(await changeStamp(self.db))
         self.assertEqual(len(set(seen)), len(seen), seen)
+
+    async def test_writesCounted(self) -> None:
+        """
+        C{writes} counts the calls that wrote, bumped before their caller
+        sees the outcome: statements other than C{SELECT} (alone or in an
+        interaction), failed calls too; reads leave it alone.
+        """
+        seen: list[int] = []
+
+        def note(result: object) -> object:
+            seen.append(self.db.writes)
+            return result
+
+        start = self.db.writes
+        await self.db.runQuery("SELECT count(*) FROM users")
+        await self.db.runInteraction(lambda tx: tx.execute("SELECT count(*) FROM users"))
+        self.assertEqual(self.db.writes, start)
+        await self.db.runOperation("INSERT INTO users (uuid, email) VALUES ('w1', 'w1@example.org')").addCallback(note)
+        self.assertEqual(seen, [start + 1])
+        await self.db.runQuery("UPDATE users SET email = 'w2@example.org' WHERE uuid = 'w1' RETURNING id")
+        self.assertEqual(self.db.writes, start + 2)
+
+        async def readThenWrite(tx: Any) -> None:
+            await tx.execute("SELECT id FROM users WHERE uuid = 'w1'")
+            await tx.execute("UPDATE users SET email = 'w3@example.org' WHERE uuid = 'w1'")
+
+        await self.db.runInteraction(readThenWrite).addCallback(note)
+        self.assertEqual(seen[-1], start + 3)
+
+        async def failing(tx: Any) -> None:
+            await tx.execute("SELECT 1")
+            raise ValueError("no")
+
+        await self.assertFailure(self.db.runInteraction(failing), ValueError)
+        self.assertEqual(self.db.writes, start + 4)
+        await self.assertFailure(self.db.runOperation("INSERT INTO nosuchtable VALUES (1)"), Exception)
+        self.assertEqual(self.db.writes, start + 5)
 
     def test_notADatabase(self) -> None:
         """
@@ -228,3 +266,102 @@ class ChangeStampsTests(TestCase):
             self.failureResultOf(d, DatabaseUnavailableError)
         await self.db.startService()
         self.assertIsNotNone(await stamps.current())
+
+
+class StaleStampsTests(TestCase):
+    """
+    L{ChangeStamps} with C{maxAge}: a recent stamp answers without a query,
+    this process's writes show at once, other processes' within C{maxAge}.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> Deferred[None]:  # type: ignore[override]
+        self.metrics = MetricsRegistry()
+        self.path = self.mktemp() + ".db"
+        self.db = SQLiteDatabase(self.path, reactor, metrics=self.metrics)
+        self.addCleanup(self.db.stopService)
+        self.clock = Clock()
+        d: Deferred[None] = self.db.startService()
+        return d.addCallback(lambda _: self.db.runOperation("CREATE TABLE t (x INTEGER)"))
+
+    def queries(self) -> float:
+        return self.metrics.counter("synnefo_db_queries_total", "", ("dialect", "kind", "outcome")).value(
+            dialect="sqlite", kind="query", outcome="ok"
+        )
+
+    async def test_reused(self) -> None:
+        """
+        Within C{maxAge} of the last query, callers are answered at once, by that query's stamp.
+        """
+        stamps = ChangeStamps(self.db, self.clock, 0.05)
+        first = await stamps.current()
+        self.assertIsNotNone(first)
+        self.clock.advance(0.05)
+        second = stamps.current()
+        self.assertEqual(self.successResultOf(second), first)
+        self.assertEqual(self.queries(), 1)
+        self.clock.advance(0.001)
+        self.assertEqual(await stamps.current(), first)
+        self.assertEqual(self.queries(), 2)
+
+    async def test_ownWrites(self) -> None:
+        """
+        A write through the same database object gives a new answer at once, without a query.
+        """
+        stamps = ChangeStamps(self.db, self.clock, 10.0)
+        first = await stamps.current()
+        await self.db.runOperation("INSERT INTO t VALUES (1)")
+        second = self.successResultOf(stamps.current())
+        self.assertNotEqual(second, first)
+
+        async def write(tx: Any) -> None:
+            await tx.execute("UPDATE t SET x = 2")
+
+        await self.db.runInteraction(write)
+        third = self.successResultOf(stamps.current())
+        self.assertNotIn(third, (first, second))
+        self.assertEqual(self.queries(), 1)
+
+    async def test_otherWriters(self) -> None:
+        """
+        A write by another connection (another process) shows once the
+        stamp is older than C{maxAge}, never later.
+        """
+        stamps = ChangeStamps(self.db, self.clock, 0.5)
+        first = await stamps.current()
+        other = sqlite3.connect(self.path)
+        self.addCleanup(other.close)
+        other.execute("INSERT INTO t VALUES (3)")
+        other.commit()
+        self.clock.advance(0.4)
+        self.assertEqual(self.successResultOf(stamps.current()), first)
+        self.clock.advance(0.2)
+        self.assertNotEqual(await stamps.current(), first)
+
+    async def test_sharedWhileRunning(self) -> None:
+        """
+        Callers asking while the query runs are answered by it: one query.
+        """
+        stamps = ChangeStamps(self.db, self.clock, 0.05)
+        waiting = [stamps.current() for _ in range(5)]
+        answers = [await d for d in waiting]
+        self.assertEqual(len(set(answers)), 1)
+        self.assertEqual(self.queries(), 1)
+
+    async def test_failureNotKept(self) -> None:
+        """
+        A failed query is not reused: the next caller sends a new one.
+        """
+        stamps = ChangeStamps(self.db, self.clock, 10.0)
+        await self.db.stopService()
+        self.failureResultOf(stamps.current(), DatabaseUnavailableError)
+        await self.db.startService()
+        self.assertIsNotNone(await stamps.current())
+
+    def test_arguments(self) -> None:
+        """
+        A negative C{maxAge}, or one without a clock, is refused.
+        """
+        self.assertRaises(ValueError, ChangeStamps, self.db, self.clock, -1.0)
+        self.assertRaises(ValueError, ChangeStamps, self.db, None, 1.0)

@@ -14,6 +14,7 @@ from synnefo_twisted.db._sql import (
     checkParams,
     parseBool,
     parseTimestamp,
+    readsOnly,
     sqliteValue,
     translateForSQLite,
 )
@@ -119,3 +120,36 @@ class ValueTests(SynchronousTestCase):
         self.assertEqual(
             [parseBool(v) for v in (0, 1, b"0", b"1", True, False)], [False, True, False, True, True, False]
         )
+
+
+class ReadsOnlyTests(SynchronousTestCase):
+    """
+    L{readsOnly}: only a plain C{SELECT} reads only; anything else counts as a write.
+    """
+
+    def test_select(self) -> None:
+        for sql in (
+            "SELECT 1",
+            "  select x FROM t",
+            "\n\tSELECT\n1",
+            "-- a comment\nSELECT 1",
+            "/* a\ncomment */ SELECT 1",
+            "SELECT * FROM t FOR UPDATE",
+            "SELECT(1)",
+        ):
+            self.assertTrue(readsOnly(sql), sql)
+
+    def test_writes(self) -> None:
+        for sql in (
+            "INSERT INTO t VALUES (1)",
+            "update t SET x = 1",
+            "DELETE FROM t",
+            "WITH gone AS (DELETE FROM t RETURNING x) SELECT * FROM gone",
+            "CREATE TABLE t (x INTEGER)",
+            "PRAGMA user_version = 3",
+            "SELECTED",
+            "select_x()",
+            "-- SELECT 1\nDELETE FROM t",
+            "",
+        ):
+            self.assertFalse(readsOnly(sql), sql)

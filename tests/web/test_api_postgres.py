@@ -106,6 +106,13 @@ class ServerDetailListingTests(PostgresMixin, test_servers.DetailListingTests):
     """
 
 
+class StaleServerDetailListingTests(PostgresMixin, test_servers.StaleDetailListingTests):
+    """
+    Listings allowed to be late for other processes' writes show this
+    process's own at once on PostgreSQL.
+    """
+
+
 class ServerWriteTests(PostgresMixin, test_servers.WriteTests):
     """
     Rename, delete, password, metadata and tags on PostgreSQL.
