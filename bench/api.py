@@ -11,7 +11,10 @@ Site, no database) in the same run:
     commission, rows, a CreateInstance job on the simulated cluster);
   - the bare endpoint, measured first and last (the ratios use the first).
 
-Every request is token-authenticated as a client does it (C{X-Auth-Token}).
+Every request is token-authenticated as a client does it (C{X-Auth-Token})
+and, as python-requests sends by default (so keystoneauth, openstacksdk and
+novaclient), accepts C{gzip, deflate}; C{/servers/detail} of 100 servers is
+measured once more without it (the answer then goes out uncompressed).
 The API runs in a child process (one reactor, one core, as one API node
 worker) on SQLite (a file, the embedded default) or PostgreSQL (a fresh
 schema in the database of C{SNF_BENCH_PG_URL}, dropped at the end). The
@@ -40,6 +43,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +210,29 @@ def serve(databaseURL: str, flavors: int) -> None:
     react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
 
+# what python-requests (so keystoneauth, openstacksdk, novaclient) sends unless told otherwise
+CLIENT_ACCEPT_ENCODING = "gzip, deflate"
+
+
+@dataclass(frozen=True)
+class Target:
+    """
+    What is loaded: a request, sent again and again.
+
+    @ivar original: the key of Synnefo 0.20's figure for the same request, if any.
+    @ivar encoding: the C{Accept-Encoding} sent (empty: none).
+    """
+
+    name: str
+    port: int
+    method: str
+    path: str
+    token: str | None = None
+    body: bytes | None = None
+    original: str | None = None
+    encoding: str = CLIENT_ACCEPT_ENCODING
+
+
 # -- the load generators ------------------------------------------------------------------------------------
 
 _WRK_SCRIPT = """
@@ -215,6 +242,8 @@ if body ~= "" then wrk.body = body end
 wrk.headers["Content-Type"] = "application/json"
 local token = os.getenv("BENCH_TOKEN")
 if token ~= "" then wrk.headers["X-Auth-Token"] = token end
+local encoding = os.getenv("BENCH_ACCEPT_ENCODING")
+if encoding ~= "" then wrk.headers["Accept-Encoding"] = encoding end
 -- no response() hook: wrk would copy every body into Lua for it, which
 -- costs the load generator (on the same machine) more the larger the answer;
 -- summary.errors.status counts every answer of 400 and above, and each target
@@ -230,7 +259,7 @@ end
 
 
 def wrkLoad(
-    url: str, method: str, token: str | None, body: bytes | None, connections: int, duration: float
+    url: str, method: str, token: str | None, body: bytes | None, connections: int, duration: float, encoding: str
 ) -> dict[str, float]:
     """
     Run wrk (one thread: the other core serves) and read its summary.
@@ -238,7 +267,13 @@ def wrkLoad(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT)
     try:
-        env = dict(os.environ, BENCH_METHOD=method, BENCH_TOKEN=token or "", BENCH_BODY=(body or b"").decode())
+        env = dict(
+            os.environ,
+            BENCH_METHOD=method,
+            BENCH_TOKEN=token or "",
+            BENCH_BODY=(body or b"").decode(),
+            BENCH_ACCEPT_ENCODING=encoding,
+        )
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s"]
             + ["-s", script.name, url],
@@ -275,7 +310,14 @@ def _client(port: int, method: str, path: str, headers: dict[str, str], body: by
 
 
 def pythonLoad(
-    port: int, method: str, path: str, token: str | None, body: bytes | None, connections: int, duration: float
+    port: int,
+    method: str,
+    path: str,
+    token: str | None,
+    body: bytes | None,
+    connections: int,
+    duration: float,
+    encoding: str,
 ) -> dict[str, float]:
     """
     CONNECTIONS client processes, one keep-alive connection each.
@@ -283,6 +325,8 @@ def pythonLoad(
     headers = {"Content-Type": "application/json"}
     if token:
         headers["X-Auth-Token"] = token
+    if encoding:
+        headers["Accept-Encoding"] = encoding
     start = time.time() + 0.5
     with multiprocessing.get_context("spawn").Pool(connections) as pool:
         waiting = [
@@ -300,7 +344,7 @@ def pythonLoad(
     }
 
 
-def checkStatus(port: int, method: str, path: str, token: str | None, body: bytes | None) -> None:
+def checkStatus(port: int, method: str, path: str, token: str | None, body: bytes | None, encoding: str) -> None:
     """
     One request as the load sends them: it must be answered 200 or 202
     with a body, or the run stops.
@@ -310,6 +354,7 @@ def checkStatus(port: int, method: str, path: str, token: str | None, body: byte
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         headers = {"Content-Type": "application/json", **({"X-Auth-Token": token} if token else {})}
+        headers["Accept-Encoding"] = encoding or "identity"
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
         answer = response.read()
@@ -319,13 +364,19 @@ def checkStatus(port: int, method: str, path: str, token: str | None, body: byte
         raise SystemExit(f"{method} {path}: answered {response.status} {answer[:200]!r}")
 
 
-def load(
-    port: int, method: str, path: str, token: str | None, body: bytes | None, connections: int, duration: float
-) -> dict[str, float]:
-    checkStatus(port, method, path, token, body)
+def load(target: Target, connections: int, duration: float) -> dict[str, float]:
+    port, method, path, token, body, encoding = (
+        target.port,
+        target.method,
+        target.path,
+        target.token,
+        target.body,
+        target.encoding,
+    )
+    checkStatus(port, method, path, token, body, encoding)
     if shutil.which("wrk"):
-        return wrkLoad(f"http://127.0.0.1:{port}{path}", method, token, body, connections, duration)
-    return pythonLoad(port, method, path, token, body, connections, duration)
+        return wrkLoad(f"http://127.0.0.1:{port}{path}", method, token, body, connections, duration, encoding)
+    return pythonLoad(port, method, path, token, body, connections, duration, encoding)
 
 
 # -- the run ------------------------------------------------------------------------------------------------
@@ -346,37 +397,43 @@ def measure(databaseURL: str, label: str, options: argparse.Namespace) -> list[d
         create = json.dumps(
             {"server": {"name": "bench", "imageRef": info["image"], "flavorRef": info["flavor"], "networks": []}}
         ).encode()
-        targets: list[tuple[str, int, str, str, str | None, bytes | None, str | None]] = [
-            ("bare Klein JSON endpoint", info["bare"], "GET", "/bare", None, None, None),
-            (
-                "GET /flavors/detail",
-                info["api"],
-                "GET",
-                "/compute/v2.0/flavors/detail",
-                tokens["create"],
-                None,
-                "flavors",
+        api, bare = info["api"], info["bare"]
+        targets = [
+            Target("bare Klein JSON endpoint", bare, "GET", "/bare"),
+            Target(
+                "GET /flavors/detail", api, "GET", "/compute/v2.0/flavors/detail", tokens["create"], original="flavors"
             ),
         ]
         for n in SERVER_COUNTS:
             targets.append(
-                (
+                Target(
                     f"GET /servers/detail ({n})",
-                    info["api"],
+                    api,
                     "GET",
                     "/compute/v2.0/servers/detail",
                     tokens[f"servers{n}"],
-                    None,
-                    f"servers{n}",
+                    original=f"servers{n}",
                 )
             )
-        targets.append(("POST /servers", info["api"], "POST", "/compute/v2.0/servers", tokens["create"], create, None))
-        targets.append(("bare Klein JSON endpoint (again)", info["bare"], "GET", "/bare", None, None, None))
-        for _name, port, method, path, token, body, _ in targets[:4]:  # warm up
-            load(port, method, path, token, body, options.connections, 1)
+        targets.append(
+            Target(
+                "GET /servers/detail (100), no gzip",
+                api,
+                "GET",
+                "/compute/v2.0/servers/detail",
+                tokens["servers100"],
+                original="servers100",
+                encoding="",
+            )
+        )
+        targets.append(Target("POST /servers", api, "POST", "/compute/v2.0/servers", tokens["create"], create))
+        targets.append(Target("bare Klein JSON endpoint (again)", bare, "GET", "/bare"))
+        for target in targets[:4]:  # warm up
+            load(target, options.connections, 1)
         base: dict[str, float] | None = None
-        for name, port, method, path, token, body, original in targets:
-            result = load(port, method, path, token, body, options.connections, options.duration)
+        for target in targets:
+            name, original = target.name, target.original
+            result = load(target, options.connections, options.duration)
             if base is None:
                 base = result
             row = {"db": label, "target": name, **result, "ratio": result["rps"] / base["rps"]}

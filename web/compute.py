@@ -231,7 +231,7 @@ class ComputeAPI:
                 stampKey = ("flavors@", v, detail, user.isAdmin, params, stamp)
                 body = self._memo.get(stampKey)
                 if body is not None:
-                    return Reply(200, body)
+                    return Reply(200, body, shared=True)
         rows = await self._flavors.listWithTemplates()
         key = ("flavors", v, detail, user.isAdmin, params, rows.fingerprint)
         body = self._memo.get(key)
@@ -240,7 +240,7 @@ class ComputeAPI:
             self._memo.put(key, body)
         if stampKey is not None:
             self._memo.put(stampKey, body)
-        return Reply(200, body)
+        return Reply(200, body, shared=True)
 
     def _flavorDocument(
         self, request: IRequest, user: User, v: str, detail: bool, found: list[tuple[Flavor, str]]

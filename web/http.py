@@ -40,6 +40,35 @@ class Reply:
     code: int
     body: Any = None
     headers: tuple[tuple[str, str], ...] = ()
+    # the body (bytes) is an answer reused while nothing changes (web.memo):
+    # it is sent gzip-compressed to clients that accept it, compressed once
+    shared: bool = False
+
+
+def acceptsGzip(request: IRequest) -> bool:
+    """
+    Whether the request's C{Accept-Encoding} admits C{gzip} (or C{*}) with
+    a quality above 0 (RFC 9110 section 12.5.3), as python-requests (hence
+    keystoneauth, openstacksdk, novaclient) and browsers send by default.
+    """
+    raw = request.getHeader(b"accept-encoding")
+    if not raw:
+        return False
+    header = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    for item in header.split(","):
+        name, _, params = item.partition(";")
+        if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        return quality > 0
+    return False
 
 
 def setCommonHeaders(request: IRequest) -> None:

@@ -13,6 +13,7 @@ only the work after the read is saved.
 
 from __future__ import annotations
 
+import gzip
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -66,3 +67,47 @@ class RenderedMemo:
         while self._entries and (self._bytes > self._maxBytes or len(self._entries) > self._maxEntries):
             _, evicted = self._entries.popitem(last=False)
             self._bytes -= len(evicted)
+
+
+class CompressedBodies:
+    """
+    The gzip form of reused answers, computed once per answer: a bounded
+    least-recently-used map from an encoded answer to its compressed form.
+    An answer reused from L{RenderedMemo} is the same C{bytes} object every
+    time, so finding it costs a hash computed once and an identity check.
+
+    @param maxBytes: the answers and compressed forms kept add up to at
+        most this many bytes.
+    @param maxEntries: at most this many are kept.
+    @param level: the zlib compression level.
+    """
+
+    def __init__(self, maxBytes: int = 32 << 20, maxEntries: int = 256, level: int = 6) -> None:
+        self._maxBytes = maxBytes
+        self._maxEntries = maxEntries
+        self._level = level
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+        self.compressions = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def gzip(self, body: bytes) -> bytes:
+        """
+        C{body} gzip-compressed (the same bytes for the same body: no timestamp in the header).
+        """
+        compressed = self._entries.get(body)
+        if compressed is not None:
+            self._entries.move_to_end(body)
+            return compressed
+        compressed = gzip.compress(body, compresslevel=self._level, mtime=0)
+        self.compressions += 1
+        size = len(body) + len(compressed)
+        if size <= self._maxBytes // 4:
+            self._entries[body] = compressed
+            self._bytes += size
+            while self._bytes > self._maxBytes or len(self._entries) > self._maxEntries:
+                old, oldCompressed = self._entries.popitem(last=False)
+                self._bytes -= len(old) + len(oldCompressed)
+        return compressed

@@ -28,7 +28,8 @@ from werkzeug.routing import IntegerConverter, Map
 
 from web.auth import Authenticator, requireAdmin
 from web.faults import Fault, InternalServerError, ItemNotFound, NotAllowed
-from web.http import Reply, dumps, setCommonHeaders
+from web.http import Reply, acceptsGzip, dumps, setCommonHeaders
+from web.memo import CompressedBodies
 
 log = Logger()
 
@@ -70,6 +71,8 @@ class Router:
         self.app.url_map.converters["int"] = IdConverter
         self.routes: list[Route] = []
         self._authenticator = authenticator
+        # gzip forms of reused answers (Reply.shared)
+        self.compressed = CompressedBodies()
         self.app.handle_errors(Exception)(self._failed)
 
     def add(
@@ -94,6 +97,7 @@ class Router:
             raise ValueError(f"route {route.method} {route.path} registered twice")
         self.routes.append(route)
         authenticator = self._authenticator
+        compressed = self.compressed
 
         async def endpoint(request: IRequest, **kwargs: Any) -> bytes:
             setCommonHeaders(request)
@@ -106,7 +110,7 @@ class Router:
                 result = handler(request, user, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-            return _render(request, result)
+            return _render(request, result, compressed)
 
         self.app.route(
             path,
@@ -144,7 +148,11 @@ def _sized(request: IRequest, body: bytes) -> bytes:
     return body
 
 
-def _render(request: IRequest, result: Any) -> bytes:
+# reused answers shorter than this are sent as they are
+GZIP_MIN_SIZE = 1024
+
+
+def _render(request: IRequest, result: Any, compressed: CompressedBodies) -> bytes:
     if isinstance(result, Reply):
         request.setResponseCode(result.code)
         for name, value in result.headers:
@@ -152,6 +160,12 @@ def _render(request: IRequest, result: Any) -> bytes:
         if result.body is None:
             return _sized(request, b"")
         if isinstance(result.body, bytes):
-            return _sized(request, result.body)
+            body = result.body
+            if result.shared:
+                request.setHeader(b"Vary", b"X-Auth-Token, Accept-Encoding")
+                if len(body) >= GZIP_MIN_SIZE and acceptsGzip(request):
+                    request.setHeader(b"Content-Encoding", b"gzip")
+                    body = compressed.gzip(body)
+            return _sized(request, body)
         return _sized(request, dumps(result.body))
     return _sized(request, dumps(result))

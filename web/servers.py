@@ -281,7 +281,7 @@ class ServersAPI:
                 stampKey = ("servers/detail@", v, user.uuid, stamp)
                 body = self._memo.get(stampKey)
                 if body is not None:
-                    return Reply(200, body)
+                    return Reply(200, body, shared=True)
         rows = await self._lists.detailsForUser(user.uuid, since)
         key = None
         if plain:
@@ -290,7 +290,7 @@ class ServersAPI:
             if body is not None:
                 if stampKey is not None:
                     self._memo.put(stampKey, body)
-                return Reply(200, body)
+                return Reply(200, body, shared=True)
         found = rows.servers()
         if since is not None and not found:
             raise NotModified()
@@ -304,7 +304,7 @@ class ServersAPI:
         self._memo.put(key, body)
         if stampKey is not None:
             self._memo.put(stampKey, body)
-        return Reply(200, body)
+        return Reply(200, body, shared=True)
 
     def _listDocument(
         self, request: IRequest, v: str, path: str, items: list[dict[str, Any]], servers: Sequence[Server], more: bool

@@ -11,9 +11,12 @@ from typing import Any
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
+from twisted.web.server import Site
 
 from synnefo_twisted.db.repositories import UserRepository
 from synnefo_twisted.testing import memoryDatabase
@@ -106,6 +109,43 @@ class APITestCase(TestCase):
         if isinstance(results[0], Failure):
             results[0].raiseException()
         return results[0]
+
+    async def rawExchange(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[bytes, dict[bytes, bytes], bytes]:
+        """
+        One request over a real TCP connection, read as bytes (a client
+        library would hide the framing headers, and treq asks for gzip and
+        decodes it): status line, headers (lower-cased names), body.
+        """
+        port = reactor.listenTCP(0, Site(self.app.resource()), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        received = Deferred[bytes]()
+
+        class Collect(Protocol):
+            chunks: list[bytes] = []
+
+            def connectionMade(self) -> None:
+                self.chunks = []
+                self.transport.write(
+                    b"%s %s HTTP/1.1\r\nHost: api\r\nX-Auth-Token: %s\r\nContent-Length: %d\r\n%s"
+                    b"Connection: close\r\n\r\n%s" % (method.encode(), path.encode(), token, len(body), extra, body)
+                )
+
+            def dataReceived(self, data: bytes) -> None:
+                self.chunks.append(data)
+
+            def connectionLost(self, reason: object = None) -> None:
+                received.callback(b"".join(self.chunks))
+
+        token = self.token.encode()
+        extra = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in (headers or {}).items())
+        await TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port).connect(Factory.forProtocol(Collect))
+        raw = await received
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        status, *lines = head.split(b"\r\n")
+        found = {name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines)}
+        return status, found, payload
 
     def assertFault(self, reply: Reply, name: str, code: int) -> dict[str, Any]:
         """

@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import json
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.server import Site
 
 from tests.web.support import APITestCase
 from web import faults
@@ -72,39 +67,6 @@ class RoutingFaultTests(APITestCase):
         self.assertEqual(inner["message"], "API endpoint not found")
         self.assertEqual(reply.header("Content-Type"), "application/json; charset=UTF-8")
         self.assertEqual(reply.header("Vary"), "X-Auth-Token")
-
-    async def rawExchange(self, method: str, path: str, body: bytes = b"") -> tuple[bytes, dict[bytes, bytes], bytes]:
-        """
-        One request over a real TCP connection, read as bytes (a client
-        library would hide the framing headers): status line, headers, body.
-        """
-        port = reactor.listenTCP(0, Site(self.app.resource()), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        received = Deferred[bytes]()
-
-        class Collect(Protocol):
-            chunks: list[bytes] = []
-
-            def connectionMade(self) -> None:
-                self.chunks = []
-                self.transport.write(
-                    b"%s %s HTTP/1.1\r\nHost: api\r\nX-Auth-Token: %s\r\nContent-Length: %d\r\n"
-                    b"Connection: close\r\n\r\n%s" % (method.encode(), path.encode(), token, len(body), body)
-                )
-
-            def dataReceived(self, data: bytes) -> None:
-                self.chunks.append(data)
-
-            def connectionLost(self, reason: object = None) -> None:
-                received.callback(b"".join(self.chunks))
-
-        token = self.token.encode()
-        await TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port).connect(Factory.forProtocol(Collect))
-        raw = await received
-        head, _, payload = raw.partition(b"\r\n\r\n")
-        status, *lines = head.split(b"\r\n")
-        headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines)}
-        return status, headers, payload
 
     async def test_sized(self) -> None:
         """

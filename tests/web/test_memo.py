@@ -1,12 +1,15 @@
 """
-Tests for L{web.memo}: answers kept per key, least recently used evicted, bounded in bytes and entries.
+Tests for L{web.memo}: answers kept per key, least recently used evicted,
+bounded in bytes and entries; their gzip forms computed once.
 """
 
 from __future__ import annotations
 
+import gzip
+
 from twisted.trial.unittest import SynchronousTestCase
 
-from web.memo import RenderedMemo
+from web.memo import CompressedBodies, RenderedMemo
 
 
 class RenderedMemoTests(SynchronousTestCase):
@@ -53,3 +56,39 @@ class RenderedMemoTests(SynchronousTestCase):
         memo.put("big", b"x" * 11)
         self.assertIsNone(memo.get("big"))
         self.assertEqual(memo.size, 40)
+
+
+class CompressedBodiesTests(SynchronousTestCase):
+    def test_once(self) -> None:
+        """
+        An answer is compressed once; its gzip form decompresses to it and is the same bytes every time.
+        """
+        bodies = CompressedBodies()
+        body = b'{"servers": []}' * 100
+        first = bodies.gzip(body)
+        self.assertEqual(gzip.decompress(first), body)
+        self.assertLess(len(first), len(body))
+        self.assertIs(bodies.gzip(body), first)
+        self.assertEqual(bodies.gzip(bytes(body)), first)
+        self.assertEqual(bodies.compressions, 1)
+
+    def test_bounded(self) -> None:
+        """
+        The least recently used are dropped beyond the entry or byte bound;
+        answers over a quarter of the bytes are compressed but not kept.
+        """
+        bodies = CompressedBodies(maxBytes=4000, maxEntries=2)
+        a, b, c = (bytes([n]) * 500 for n in (1, 2, 3))
+        bodies.gzip(a)
+        bodies.gzip(b)
+        bodies.gzip(a)
+        bodies.gzip(c)
+        self.assertEqual(len(bodies), 2)
+        bodies.gzip(a)
+        self.assertEqual(bodies.compressions, 3)
+        bodies.gzip(b)
+        self.assertEqual(bodies.compressions, 4)
+        big = b"x" * 2000
+        bodies.gzip(big)
+        bodies.gzip(big)
+        self.assertEqual(bodies.compressions, 6)

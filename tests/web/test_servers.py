@@ -6,6 +6,8 @@ clock and L{FakeConsoleBroker}.
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +41,7 @@ from tests.web.test_openapi import OpenAPIDocumentTests
 from vncproxy.broker import ConsoleUnavailable
 from web.app import APIApplication
 from web.faults import BadRequest, Conflict, Fault
+from web.routing import GZIP_MIN_SIZE
 from web.servers import parseChangesSince, webFault
 
 LIMITS = {
@@ -627,6 +630,47 @@ class DetailListingTests(ServersTestCase):
         self.assertEqual([s["id"] for s in await listed()], [sid, second["id"]])
         await self.servers.update(second["id"], deleted=True)
         self.assertEqual([s["id"] for s in await listed()], [sid])
+
+
+class CompressedListingTests(ServersTestCase):
+    async def test_gzip(self) -> None:
+        """
+        A reused listing is sent gzip-compressed to a client that accepts it
+        (compressed once while it is unchanged), as it is to one that does
+        not; both vary by C{Accept-Encoding}.
+        """
+        for n in range(3):
+            await self.create(name=f"s{n}")
+        path = f"{V}/servers/detail"
+        status, headers, plain = await self.rawExchange("GET", path)
+        self.assertIn(b" 200 ", status)
+        self.assertNotIn(b"content-encoding", headers)
+        self.assertEqual(headers[b"vary"], b"X-Auth-Token, Accept-Encoding")
+        self.assertEqual(len(json.loads(plain)["servers"]), 3)
+        accepted = {"Accept-Encoding": "gzip, deflate"}
+        compressed = self.app.router.compressed
+        for _ in range(2):
+            status, headers, body = await self.rawExchange("GET", path, headers=accepted)
+            self.assertEqual(headers[b"content-encoding"], b"gzip")
+            self.assertEqual(headers[b"vary"], b"X-Auth-Token, Accept-Encoding")
+            self.assertEqual(headers[b"content-length"], b"%d" % len(body))
+            self.assertEqual(gzip.decompress(body), plain)
+        self.assertEqual(compressed.compressions, 1)
+        _, headers, body = await self.rawExchange("GET", path, headers={"Accept-Encoding": "gzip;q=0"})
+        self.assertNotIn(b"content-encoding", headers)
+        self.assertEqual(body, plain)
+        # not a reused answer: as it is
+        _, headers, body = await self.rawExchange("GET", f"{path}?limit=2", headers=accepted)
+        self.assertNotIn(b"content-encoding", headers)
+        self.assertEqual(len(json.loads(body)["servers"]), 2)
+        # a reused answer under GZIP_MIN_SIZE: as it is
+        _, headers, body = await self.rawExchange("GET", f"{V}/flavors/detail", headers=accepted)
+        self.assertLess(len(body), GZIP_MIN_SIZE)
+        self.assertNotIn(b"content-encoding", headers)
+        self.assertEqual(headers[b"vary"], b"X-Auth-Token, Accept-Encoding")
+        self.assertIn("flavors", json.loads(body))
+        # treq (as python-requests) asks for gzip itself and decodes it
+        self.assertEqual((await self.call("GET", path, self.token)).body, plain)
 
 
 class StaleDetailListingTests(DetailListingTests):
