@@ -34,7 +34,13 @@ Section C{[api]}:
     bridge pool (PHYSICAL_VLAN networks), created at start when missing
     (existing pools are kept; resize them with snf-manage);
   - C{public_network_cidr}: with C{seed_demo}, the subnet of the public
-    network (a floating-IP pool) seeded when there is none (empty: none).
+    network (a floating-IP pool) seeded when there is none (empty: none);
+  - C{default_server_networks}, C{forced_server_networks}: Synnefo's
+    C{CYCLADES_DEFAULT_SERVER_NETWORKS} (the NICs of a server whose
+    create names no networks) and C{CYCLADES_FORCED_SERVER_NETWORKS}
+    (always added, first). Items: a network id, C{SNF:ANY_PUBLIC_IPV4},
+    C{SNF:ANY_PUBLIC_IPV6}, C{SNF:ANY_PUBLIC}, or a group of those joined
+    by C{|} (the first usable one), see L{synnefo_twisted.logic.servernets}.
 """
 
 from __future__ import annotations
@@ -100,6 +106,12 @@ def checkCidrBlock(value: int) -> str | None:
     if not 0 < value <= 29:
         return "must be a prefix length from 1 to 29"
     return None
+
+
+def checkServerNetworks(value: list[str]) -> str | None:
+    from synnefo_twisted.logic.servernets import checkNetworkChoices
+
+    return checkNetworkChoices(value)
 
 
 def checkAbsolutePaths(value: list[str]) -> str | None:
@@ -180,6 +192,21 @@ SETTINGS: tuple[Setting, ...] = (
         "with seed_demo: subnet of the seeded public network (empty: none)",
         check=checkCidr,
     ),
+    Setting(
+        "default_server_networks",
+        "list[str]",
+        [],
+        "NICs of a server created without networks: network ids, SNF:ANY_PUBLIC_IPV4, SNF:ANY_PUBLIC_IPV6,"
+        ' SNF:ANY_PUBLIC, or groups of those joined by | (the first usable), e.g. ["5|SNF:ANY_PUBLIC_IPV4"]',
+        check=checkServerNetworks,
+    ),
+    Setting(
+        "forced_server_networks",
+        "list[str]",
+        [],
+        "NICs every new server gets first (items as default_server_networks)",
+        check=checkServerNetworks,
+    ),
 )
 
 
@@ -202,6 +229,7 @@ class APIPlugin:
 
         from synnefo_twisted.logic.networkops import networkActivator
         from synnefo_twisted.logic.networks import NetworkDefaults, allocateServerPortIP
+        from synnefo_twisted.logic.servernets import parseNetworkChoices
         from synnefo_twisted.logic.serverops import ServerOptions
         from synnefo_twisted.logic.servers import CreateSettings
         from web.console import SecretFileBroker
@@ -223,6 +251,8 @@ class APIPlugin:
             clock=node.reactor,
             paramsLifetime=float(s["server_params_lifetime"]),
             passwordLifetime=float(s["password_lifetime"]),
+            defaultNetworks=parseNetworkChoices(s["default_server_networks"]),
+            forcedNetworks=parseNetworkChoices(s["forced_server_networks"]),
         )
         servers = {
             "fqdnTemplate": s["fqdn_template"] or None,

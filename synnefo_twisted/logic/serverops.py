@@ -43,6 +43,7 @@ from synnefo_twisted.db.models import (
     User,
     Volume,
 )
+from synnefo_twisted.db.pools import IPPoolRepository
 from synnefo_twisted.db.repositories import (
     ConsoleForwardingRepository,
     FlavorRepository,
@@ -54,6 +55,7 @@ from synnefo_twisted.db.repositories import (
     QuotaExceededError,
     QuotaRepository,
     ServerRepository,
+    SubnetRepository,
     UserRepository,
 )
 from synnefo_twisted.db.servers import (
@@ -65,8 +67,8 @@ from synnefo_twisted.db.servers import (
 from synnefo_twisted.db.volumes import VolumeRepository
 from synnefo_twisted.ganeti import naming
 from synnefo_twisted.ganeti.errors import GanetiError, RapiNotFound, RapiServerError
+from synnefo_twisted.logic import servernets, serverviews
 from synnefo_twisted.logic import servers as logic
-from synnefo_twisted.logic import serverviews
 from synnefo_twisted.logic.backendselect import NoBackendAvailable, chooseBackend
 from synnefo_twisted.logic.servers import (
     BadRequest,
@@ -110,8 +112,10 @@ class ServerOptions:
     Deployment settings of the server logic.
 
     @ivar vmapiURL: base of C{config_url}: C{<vmapiURL>/<configKey>}.
-    @ivar defaultNetworks: network ids a server gets when the request names
-        none; C{forcedNetworks} are always added.
+    @ivar defaultNetworks: the networks a server gets when the request names
+        none (C{[api] default_server_networks}); C{forcedNetworks} are
+        always added, as the first NICs (C{[api] forced_server_networks}).
+        See L{servernets}.
     @ivar ipAllocator: C{ipAllocator(tx, network, port, fixedIp)} → the IPv4
         recorded for a new port (the network logic's pools), or None.
     @ivar activateNetwork: C{activateNetwork(backend, network)} → ids of the
@@ -127,8 +131,8 @@ class ServerOptions:
     create: CreateSettings = attrs.field(factory=CreateSettings)
     limits: logic.ServerLimits = attrs.field(factory=logic.ServerLimits)
     vmapiURL: str = "http://127.0.0.1:8080/vmapi/v1.0/server-params"
-    defaultNetworks: tuple[int, ...] = ()
-    forcedNetworks: tuple[int, ...] = ()
+    defaultNetworks: tuple[servernets.NetworkChoice, ...] = ()
+    forcedNetworks: tuple[servernets.NetworkChoice, ...] = ()
     hotplug: bool = True
     ipAllocator: IPAllocator | None = None
     activateNetwork: NetworkActivator | None = None
@@ -181,15 +185,86 @@ async def _insertRootVolume(tx: Any, server: Server, flavor: Flavor, image: Imag
     )
 
 
+@attrs.frozen
+class ConfiguredNetwork:
+    """
+    A NIC asked for by a deployment setting rather than by the request:
+    C{setting} is C{"default"} or C{"forced"}.
+    """
+
+    choice: servernets.NetworkChoice
+    setting: str
+
+
+async def _subnetVersions(tx: Any, networkIds: Sequence[int]) -> dict[int, frozenset[int]]:
+    subnets = SubnetRepository(tx)
+    return {n: frozenset(s.ipversion for s in await subnets.listByNetwork(n)) for n in networkIds}
+
+
+async def _pickConfigured(tx: Any, wanted: ConfiguredNetwork) -> Network:
+    """
+    The first usable member of a setting item, in the create transaction.
+    IPv4 pools are read locked, so that the address the port then takes
+    cannot be taken by a concurrent create.
+
+    @raise ServiceUnavailable: no member is usable and one of them names a
+        network that does not exist (the operator's misconfiguration).
+    @raise Conflict: no member is usable for lack of resources (drained
+        networks, exhausted pools, no public network): as an exhausted pool
+        of a requested network is answered.
+    """
+    networkRepo = NetworkRepository(tx)
+    ipPools = IPPoolRepository(tx)
+    reasons: list[str] = []
+    for member in wanted.choice.members:
+        if isinstance(member, int):
+            network = await networkRepo.get(member)
+            reason = servernets.unusableReason(network, member)
+            if reason is None:
+                assert network is not None
+                locked = await ipPools.lockByNetwork(network.id)
+                if not locked or servernets.hasFreeAddress(locked):
+                    return network
+                reason = f"no free IPv4 address left in network {network.id}"
+            reasons.append(reason)
+            continue
+        networks = await networkRepo.list()
+        versions = await _subnetVersions(tx, [n.id for n in networks if n.public and not n.drained])
+        for network, version in servernets.publicCandidates(member, networks, versions):
+            if version == 6 or servernets.hasFreeAddress(await ipPools.lockByNetwork(network.id)):
+                return network
+        reasons.append(servernets.noPublicReason(member))
+    message = f"Cannot connect server to {wanted.setting} server networks ({wanted.choice.text}): {'; '.join(reasons)}"
+    if any(servernets.isMisconfiguration(r) for r in reasons):
+        log.error(
+            "{setting}_server_networks item {item!r} names no usable network: {reasons}",
+            setting=wanted.setting,
+            item=wanted.choice.text,
+            reasons="; ".join(reasons),
+        )
+        raise ServiceUnavailable(message)
+    log.warn(
+        "{setting}_server_networks item {item!r}: {reasons}",
+        setting=wanted.setting,
+        item=wanted.choice.text,
+        reasons="; ".join(reasons),
+    )
+    raise Conflict(message, "networks")
+
+
 async def _resolvePorts(
-    tx: Any, user: User, server: Server, wanted: Sequence[logic.NetworkRequest], options: ServerOptions
+    tx: Any,
+    user: User,
+    server: Server,
+    wanted: Sequence[logic.NetworkRequest | ConfiguredNetwork],
+    options: ServerOptions,
 ) -> tuple[list[NicSpec], list[Network]]:
     networkRepo = NetworkRepository(tx)
     portRepo = PortRepository(tx)
     specs: list[NicSpec] = []
     networks: list[Network] = []
     for index, request in enumerate(wanted):
-        if request.port is not None:
+        if isinstance(request, logic.NetworkRequest) and request.port is not None:
             portId = logic.parseId(request.port, "networks")
             port = await portRepo.get(portId)
             if port is None or (port.userid != user.uuid and not user.isAdmin):
@@ -201,6 +276,12 @@ async def _resolvePorts(
             assert network is not None
             ips = await portRepo.ipsOfPort(port.id)
             ipv4 = next((ip.address for ip in ips if ip.ipversion == 4), None)
+            specs.append(NicSpec(port.id, network.id, ipv4))
+            networks.append(network)
+            continue
+        fixedIp: str | None = None
+        if isinstance(request, ConfiguredNetwork):
+            network = await _pickConfigured(tx, request)
         else:
             assert request.network is not None
             networkId = logic.parseId(request.network, "networks")
@@ -210,13 +291,14 @@ async def _resolvePorts(
             if found.drained:
                 raise Conflict(f"Network {found.id} is drained.", "networks")
             network = found
-            port = await portRepo.create(
-                network.id, userid=user.uuid, project=server.project, serverId=server.id, deviceOwner="vm"
-            )
-            await portRepo.update(port.id, idx=index)
-            ipv4 = request.fixedIp
-            if options.ipAllocator is not None:
-                ipv4 = await options.ipAllocator(tx, network, port, request.fixedIp)
+            fixedIp = request.fixedIp
+        port = await portRepo.create(
+            network.id, userid=user.uuid, project=server.project, serverId=server.id, deviceOwner="vm"
+        )
+        await portRepo.update(port.id, idx=index)
+        ipv4 = fixedIp
+        if options.ipAllocator is not None:
+            ipv4 = await options.ipAllocator(tx, network, port, fixedIp)
         specs.append(NicSpec(port.id, network.id, ipv4))
         networks.append(network)
     return specs, networks
@@ -247,11 +329,15 @@ async def _createServer(
         backend = chooseBackend(await registry.backends(), flavor, volumeType.disk_template)
     except NoBackendAvailable:
         raise ServiceUnavailable("No available backends") from None
+    # As Synnefo's create_instance_ports: the forced networks first, then
+    # the requested ones, or the default ones when the request names none.
+    wanted: list[logic.NetworkRequest | ConfiguredNetwork] = [
+        ConfiguredNetwork(c, "forced") for c in options.forcedNetworks
+    ]
     if request.networks is None:
-        wanted = [logic.NetworkRequest(network=str(n)) for n in options.defaultNetworks]
+        wanted += [ConfiguredNetwork(c, "default") for c in options.defaultNetworks]
     else:
-        wanted = list(request.networks)
-    wanted += [logic.NetworkRequest(network=str(n)) for n in options.forcedNetworks]
+        wanted += request.networks
     if len(wanted) > options.limits.maxNics:
         raise BadRequest(f"Maximum ports per server limit reached ({options.limits.maxNics})", "networks")
     password = request.adminPass or logic.randomPassword()
@@ -359,7 +445,12 @@ def createServer(
     @raise Forbidden: the flavor does not allow creation; not a project member.
     @raise OverLimit: the quota does not allow it (nothing is written).
     @raise ServiceUnavailable: no backend, or the job could not be sent
-        (the server is left in ERROR, the commission rejected).
+        (the server is left in ERROR, the commission rejected), or a
+        default or forced network setting names no existing network
+        (nothing is written).
+    @raise Conflict: a default or forced network setting item found no
+        usable network (drained, pools exhausted, no public network;
+        nothing is written).
     """
     return Deferred.fromCoroutine(_createServer(db, registry, user, request, options or ServerOptions()))
 
