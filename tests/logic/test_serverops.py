@@ -33,6 +33,7 @@ from synnefo_twisted.db.repositories import (
 )
 from synnefo_twisted.interfaces import IConsoleBroker, IGanetiClient
 from synnefo_twisted.logic import serverops, serverviews
+from synnefo_twisted.logic.servernets import parseNetworkChoices
 from synnefo_twisted.logic.servers import (
     BadRequest,
     BuildInProgress,
@@ -291,7 +292,8 @@ class ServerOpsMixin(_Base):
 
     async def test_createWithNetworks(self) -> None:
         """
-        Ports are made on the named networks, their IPs come from the allocator, and the job depends on the network jobs.
+        Ports are made on the forced network then the named ones, their IPs come from the allocator, and the job
+        depends on the network jobs.
         """
         networks = NetworkRepository(self.db)
         public = await networks.create("public", "IP_LESS_ROUTED", public=True)
@@ -311,7 +313,9 @@ class ServerOpsMixin(_Base):
         async def allocate(tx: Any, network: Network, port: Port, fixedIp: str | None) -> str | None:
             return fixedIp or ("10.0.0.7" if network.public else None)
 
-        options = serverops.ServerOptions(ipAllocator=allocate, activateNetwork=activate, forcedNetworks=(public.id,))
+        options = serverops.ServerOptions(
+            ipAllocator=allocate, activateNetwork=activate, forcedNetworks=parseNetworkChoices([str(public.id)])
+        )
         result = await serverops.createServer(
             self.db,
             self.registry,
@@ -321,21 +325,21 @@ class ServerOpsMixin(_Base):
         )
         ports = await PortRepository(self.db).listByServer(result.server.id)
         self.assertEqual(
-            [(p.network_id, p.idx, p.device_owner) for p in ports], [(private.id, 0, "vm"), (public.id, 1, "vm")]
+            [(p.network_id, p.idx, p.device_owner) for p in ports], [(public.id, 0, "vm"), (private.id, 1, "vm")]
         )
         op = self.op(result.server.backendjobid)
         self.assertEqual(
             op["nics"],
             [
-                {"name": f"snf-nic-{ports[0].id}", "network": f"snf-net-{private.id}", "ip": "192.168.0.9"},
-                {"name": f"snf-nic-{ports[1].id}", "network": f"snf-net-{public.id}", "ip": "10.0.0.7"},
+                {"name": f"snf-nic-{ports[0].id}", "network": f"snf-net-{public.id}", "ip": "10.0.0.7"},
+                {"name": f"snf-nic-{ports[1].id}", "network": f"snf-net-{private.id}", "ip": "192.168.0.9"},
             ],
         )
-        self.assertEqual(activated, [private.id, public.id])
+        self.assertEqual(activated, [public.id, private.id])
         self.assertEqual([dep[0] for dep in op["depends"]], [1, 2, 3, 4])
         self.clock.pump([0.1] * 20)
         instance = self.sim.cluster.instances[f"snf-{result.server.id}"]
-        self.assertEqual([n.ip for n in instance.nics], ["192.168.0.9", "10.0.0.7"])
+        self.assertEqual([n.ip for n in instance.nics], ["10.0.0.7", "192.168.0.9"])
 
     async def test_createNetworkNotVisible(self) -> None:
         """
@@ -357,7 +361,9 @@ class ServerOpsMixin(_Base):
         Without a networks field the default networks are used; with [] none are.
         """
         public = await NetworkRepository(self.db).create("public", "IP_LESS_ROUTED", public=True)
-        options = serverops.ServerOptions(defaultNetworks=(public.id,), create=CreateSettings(dryRun=True))
+        options = serverops.ServerOptions(
+            defaultNetworks=parseNetworkChoices([str(public.id)]), create=CreateSettings(dryRun=True)
+        )
         request = parseCreateRequest({"server": {"name": "a", "imageRef": self.image.id, "flavorRef": self.flavor.id}})
         result = await serverops.createServer(self.db, self.registry, self.user, request, options)
         self.assertEqual(

@@ -186,6 +186,36 @@ class PluginTests(TestCase):
         self.assertIs(options.ipAllocator, allocateServerPortIP)
         self.assertIsNotNone(options.activateNetwork)
 
+    async def test_serverNetworkSettings(self) -> None:
+        """
+        default_server_networks and forced_server_networks default to [] (as Synnefo's), refuse a bad item naming
+        it, and reach the server options parsed.
+        """
+        s = self.node("").settings
+        self.assertEqual((s["default_server_networks"], s["forced_server_networks"]), ([], []))
+        for key in ("default_server_networks", "forced_server_networks"):
+            for bad in ('"public"', '"5|"', '"SNF:ANY_PUBLIC_IPV5"', '"snf:any_public"'):
+                with self.assertRaises(ConfigError) as raised:
+                    self.node(f'[api]\n{key} = ["1", {bad}]\n')
+                self.assertIn(key, str(raised.exception))
+                self.assertIn(bad.strip('"'), str(raised.exception))
+            self.assertRaises(ConfigError, self.node, f'[api]\n{key} = "SNF:ANY_PUBLIC"\n')
+        database = await memoryDatabase(reactor)
+        self.addCleanup(database.stopService)
+        node = self.node(
+            '[api]\ndefault_server_networks = ["5|SNF:ANY_PUBLIC_IPV4", "SNF:ANY_PUBLIC_IPV6"]\n'
+            'forced_server_networks = ["7"]\n',
+            database,
+            BackendRegistry(database, "snf-", MemoryReactorClock()),
+        )
+        service = api.makeService(node)
+        assert isinstance(service, APIService) and service.application.servers is not None
+        options = service.application.servers.options
+        self.assertEqual(
+            [c.members for c in options.defaultNetworks], [(5, "SNF:ANY_PUBLIC_IPV4"), ("SNF:ANY_PUBLIC_IPV6",)]
+        )
+        self.assertEqual([c.members for c in options.forcedNetworks], [(7,)])
+
     async def test_serversNeedBackends(self) -> None:
         """
         Without a backend registry only the VMAPI is mounted.
