@@ -125,6 +125,12 @@ class ServerActionTests(PostgresMixin, test_servers.ActionTests):
     """
 
 
+class ServerNetworkSettingsTests(PostgresMixin, test_servers.ServerNetworkSettingsTests):
+    """
+    Default and forced server networks on PostgreSQL (pool rows locked in the create transaction).
+    """
+
+
 class ImageRegisterTests(PostgresMixin, test_image.RegisterTests):
     """
     Image registration (files, URLs, JSON, refusals) on PostgreSQL.

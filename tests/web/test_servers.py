@@ -7,8 +7,10 @@ clock and L{FakeConsoleBroker}.
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -18,7 +20,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from synnefo_twisted.backends import BackendRegistry
-from synnefo_twisted.db.models import Server, User
+from synnefo_twisted.db.models import Network, Server, User
+from synnefo_twisted.db.pools import IPPoolRepository
 from synnefo_twisted.db.repositories import (
     BackendRepository,
     FlavorRepository,
@@ -32,8 +35,9 @@ from synnefo_twisted.db.repositories import (
 )
 from synnefo_twisted.db.servers import ServerListRepository
 from synnefo_twisted.db.volumes import VolumeRepository
-from synnefo_twisted.logic import serverops
-from synnefo_twisted.logic.networks import ConflictError, NetworkRequestError
+from synnefo_twisted.logic import pools, serverops
+from synnefo_twisted.logic.networks import ConflictError, NetworkRequestError, allocateServerPortIP
+from synnefo_twisted.logic.servernets import parseNetworkChoices
 from synnefo_twisted.logic.servers import BuildInProgress, ServerFault
 from synnefo_twisted.testing import FakeConsoleBroker, InMemoryCluster
 from tests.web.support import BASE, APITestCase, Reply
@@ -153,18 +157,7 @@ class ServersTestCase(APITestCase):
         )
         self.registry = BackendRegistry(self.database, "snf-", self.clock, clientFactory=lambda r, b: self.sim.client)
         self.broker = FakeConsoleBroker(host="vnc.example.org")
-        self.app = APIApplication(
-            self.database,
-            self.clock,
-            BASE,
-            backends=self.registry,
-            consoleBroker=self.broker,
-            serverOptions=serverops.ServerOptions(vmapiURL=f"{BASE}/vmapi/v1.0/server-params", clock=self.clock),
-            serverSettings=dict(self.settings),
-            extraServerActions=self.extraActions,
-            listingStaleness=self.listingStaleness,
-        )
-        self.stub = StubTreq(self.app.resource())
+        self.mount(serverops.ServerOptions(vmapiURL=f"{BASE}/vmapi/v1.0/server-params", clock=self.clock))
         projects = ProjectRepository(self.database)
         self.quotas = QuotaRepository(self.database)
         self.project = await projects.create("base", ownerUUID=self.user.uuid, isBase=True)
@@ -179,6 +172,23 @@ class ServersTestCase(APITestCase):
             "debian", self.user.uuid, "file:///images/debian", isPublic=True, properties={"OS": "debian"}
         )
         self.servers = ServerRepository(self.database)
+
+    def mount(self, options: serverops.ServerOptions) -> None:
+        """
+        (Re)build the API with these server options.
+        """
+        self.app = APIApplication(
+            self.database,
+            self.clock,
+            BASE,
+            backends=self.registry,
+            consoleBroker=self.broker,
+            serverOptions=options,
+            serverSettings=dict(self.settings),
+            extraServerActions=self.extraActions,
+            listingStaleness=self.listingStaleness,
+        )
+        self.stub = StubTreq(self.app.resource())
 
     def body(self, **fields: Any) -> dict[str, Any]:
         server = {"name": "vm1", "imageRef": self.image.id, "flavorRef": self.flavor.id, "networks": []}
@@ -1138,6 +1148,264 @@ class ActionTests(ServersTestCase):
         reply = await self.action(server.id, {"addFloatingIp": {"address": "10.0.0.8"}})
         self.assertFault(reply, "badRequest", 400)
         self.assertEqual(len(FloatingCalls), 1)
+
+
+class ServerNetworkSettingsTests(ServersTestCase):
+    """
+    default_server_networks and forced_server_networks (Synnefo's CYCLADES_DEFAULT_SERVER_NETWORKS and
+    CYCLADES_FORCED_SERVER_NETWORKS) on POST /servers, with the network pools as the API node uses them.
+    """
+
+    def configure(self, default: Sequence[str] = (), forced: Sequence[str] = ()) -> None:
+        self.mount(
+            serverops.ServerOptions(
+                vmapiURL=f"{BASE}/vmapi/v1.0/server-params",
+                clock=self.clock,
+                ipAllocator=allocateServerPortIP,
+                defaultNetworks=parseNetworkChoices(default),
+                forcedNetworks=parseNetworkChoices(forced),
+            )
+        )
+
+    async def network(
+        self,
+        cidr: str | None = None,
+        *,
+        ipv6: str | None = None,
+        public: bool = True,
+        full: bool = False,
+        drained: bool = False,
+        deleted: bool = False,
+    ) -> Network:
+        """
+        A network with an IPv4 subnet and its pool on C{cidr} (every address taken when C{full}) and/or an IPv6
+        subnet.
+        """
+        networks = NetworkRepository(self.database)
+        network = await networks.create(
+            "public" if public else "mine", "IP_LESS_ROUTED", public=public, userid=None if public else self.user.uuid
+        )
+        if drained or deleted:
+            await networks.update(network.id, drained=drained, deleted=deleted)
+        subnets = SubnetRepository(self.database)
+        if cidr is not None:
+            net = ipaddress.IPv4Network(cidr)
+            gateway = net.network_address + 1
+            subnet = await subnets.create(network.id, cidr, 4, gateway=str(gateway), public=public)
+            for layout in pools.ipPoolLayouts(net, [pools.defaultAllocationPool(net)], gateway):
+                bitmap = layout.bitmap()
+                while full and (index := bitmap.first()) is not None:
+                    bitmap.take(index)
+                await IPPoolRepository(self.database).create(
+                    subnet.id, layout.base, layout.size, layout.offset, *bitmap.dump()
+                )
+        if ipv6 is not None:
+            await subnets.create(network.id, ipv6, 6, public=public)
+        found = await networks.get(network.id)
+        assert found is not None
+        return found
+
+    async def createNoNetworks(self) -> dict[str, Any]:
+        """
+        POST /servers without a networks field.
+        """
+        body = self.body()
+        del body["server"]["networks"]
+        reply = await self.call("POST", f"{V}/servers", self.token, body)
+        self.assertEqual(reply.code, 202, reply.body)
+        created: dict[str, Any] = reply.json()["server"]
+        return created
+
+    async def nics(self, serverId: int) -> list[tuple[int, int, str | None]]:
+        """
+        (network, idx, IPv4) of the server's ports by idx; the addresses are fixed IPs, not floating ones.
+        """
+        ports = PortRepository(self.database)
+        out = []
+        for port in sorted(await ports.listByServer(serverId), key=lambda p: p.idx or 0):
+            ips = await ports.ipsOfPort(port.id)
+            self.assertFalse(any(ip.floating_ip for ip in ips))
+            out.append((port.network_id, port.idx or 0, next((ip.address for ip in ips if ip.ipversion == 4), None)))
+        return out
+
+    def jobNics(self) -> list[tuple[str, str | None]]:
+        """
+        (network, ip) of the NICs of the CreateInstance job sent to the cluster.
+        """
+        op = self.lastOp()
+        self.assertEqual(op["OP_ID"], "OP_INSTANCE_CREATE")
+        return [(nic["network"], nic["ip"]) for nic in op["nics"]]
+
+    async def refused(self, body: dict[str, Any], fault: str, code: int) -> dict[str, Any]:
+        """
+        The create is refused with C{fault} and nothing is written: no server, port or address, no job, and the
+        quota neither used nor pending.
+        """
+        addresses = await self.database.runQuery("SELECT COUNT(*) FROM ips")
+        reply = await self.call("POST", f"{V}/servers", self.token, body)
+        answer = self.assertFault(reply, fault, code)
+        self.assertEqual(await self.serverCount(), 0)
+        self.assertEqual(await self.database.runQuery("SELECT COUNT(*) FROM ports"), [(0,)])
+        self.assertEqual(await self.database.runQuery("SELECT COUNT(*) FROM ips"), addresses)
+        self.assertEqual(self.sim.queue.jobs, {})
+        self.assertEqual(await self.quotas.pending(), [])
+        self.assertEqual(await self.holding("cyclades.vm"), (0, 0))
+        self.assertEqual(await self.holding("cyclades.disk"), (0, 0))
+        return answer
+
+    def noNetworks(self) -> dict[str, Any]:
+        body = self.body()
+        del body["server"]["networks"]
+        return body
+
+    async def test_omittedGetsDefaultAndForced(self) -> None:
+        """
+        Without a networks field the server gets the forced networks first, then the default ones, each port with
+        an address from its network's pool, and the CreateInstance job carries the NICs.
+        """
+        forced = await self.network("10.1.0.0/24")
+        default = await self.network("10.2.0.0/24")
+        self.configure(default=[str(default.id)], forced=[str(forced.id)])
+        created = await self.createNoNetworks()
+        self.assertEqual(await self.nics(created["id"]), [(forced.id, 0, "10.1.0.2"), (default.id, 1, "10.2.0.2")])
+        self.assertEqual(self.jobNics(), [(f"snf-net-{forced.id}", "10.1.0.2"), (f"snf-net-{default.id}", "10.2.0.2")])
+
+    async def test_emptyGetsOnlyForced(self) -> None:
+        """
+        networks: [] means no user networks: only the forced ones; without forced networks, no NIC at all.
+        """
+        forced = await self.network("10.1.0.0/24")
+        default = await self.network("10.2.0.0/24")
+        self.configure(default=[str(default.id)])
+        created = await self.create(networks=[])
+        self.assertEqual(await self.nics(created["id"]), [])
+        self.assertEqual(self.jobNics(), [])
+        self.configure(default=[str(default.id)], forced=[str(forced.id)])
+        created = await self.create(networks=[])
+        self.assertEqual(await self.nics(created["id"]), [(forced.id, 0, "10.1.0.2")])
+        self.assertEqual(self.jobNics(), [(f"snf-net-{forced.id}", "10.1.0.2")])
+
+    async def test_explicitPlusForced(self) -> None:
+        """
+        Networks named in the request replace the default ones; the forced ones are still added, first.
+        """
+        forced = await self.network("10.1.0.0/24")
+        default = await self.network("10.2.0.0/24")
+        mine = await self.network("192.168.5.0/24", public=False)
+        self.configure(default=[str(default.id)], forced=[str(forced.id)])
+        created = await self.create(networks=[{"uuid": str(mine.id), "fixed_ip": "192.168.5.9"}])
+        self.assertEqual(await self.nics(created["id"]), [(forced.id, 0, "10.1.0.2"), (mine.id, 1, "192.168.5.9")])
+        self.assertEqual(self.jobNics(), [(f"snf-net-{forced.id}", "10.1.0.2"), (f"snf-net-{mine.id}", "192.168.5.9")])
+
+    async def test_anyPublicIPv4(self) -> None:
+        """
+        SNF:ANY_PUBLIC_IPV4 picks the first public network with a free IPv4 address (skipping a full one, a drained
+        one, private and IPv6-only ones) and the port takes an address from its pool, shown in the server's
+        addresses and attachments once the port is up.
+        """
+        await self.network("10.1.0.0/24", full=True)
+        await self.network("10.9.0.0/24", drained=True)
+        await self.network("10.8.0.0/24", public=False)
+        await self.network(ipv6="2001:db8::/64")
+        chosen = await self.network("10.2.0.0/24", ipv6="2001:db8:1::/64")
+        self.configure(default=["SNF:ANY_PUBLIC_IPV4"])
+        created = await self.createNoNetworks()
+        self.assertEqual(await self.nics(created["id"]), [(chosen.id, 0, "10.2.0.2")])
+        self.assertEqual(self.jobNics(), [(f"snf-net-{chosen.id}", "10.2.0.2")])
+        # the next server gets the next address
+        second = await self.createNoNetworks()
+        self.assertEqual(await self.nics(second["id"]), [(chosen.id, 0, "10.2.0.3")])
+        # up (as the dispatcher marks it), the port shows in the server
+        ports = PortRepository(self.database)
+        [port] = await ports.listByServer(created["id"])
+        await ports.update(port.id, state="ACTIVE", mac="aa:00:00:00:00:01")
+        server = (await self.call("GET", f"{V}/servers/{created['id']}", self.token)).json()["server"]
+        self.assertEqual(
+            server["addresses"][str(chosen.id)][0],
+            {"version": 4, "addr": "10.2.0.2", "OS-EXT-IPS:type": "fixed"},
+        )
+        self.assertEqual([(a["network_id"], a["ipv4"]) for a in server["attachments"]], [(str(chosen.id), "10.2.0.2")])
+
+    async def test_anyPublicIPv6(self) -> None:
+        """
+        SNF:ANY_PUBLIC_IPV6 picks a public IPv6-only network (no IPv4 address is taken); SNF:ANY_PUBLIC prefers a
+        public IPv4 network with room and falls back to the IPv6-only one.
+        """
+        await self.network("10.2.0.0/24", ipv6="2001:db8:1::/64", full=True)
+        v6 = await self.network(ipv6="2001:db8::/64")
+        self.configure(default=["SNF:ANY_PUBLIC_IPV6"])
+        created = await self.createNoNetworks()
+        self.assertEqual(await self.nics(created["id"]), [(v6.id, 0, None)])
+        self.assertEqual(self.jobNics(), [(f"snf-net-{v6.id}", None)])
+        self.configure(forced=["SNF:ANY_PUBLIC"])
+        created = await self.create(networks=[])
+        self.assertEqual(await self.nics(created["id"]), [(v6.id, 0, None)])
+        v4 = await self.network("10.3.0.0/24")
+        created = await self.create(networks=[])
+        self.assertEqual(await self.nics(created["id"]), [(v4.id, 0, "10.3.0.2")])
+
+    async def test_groupFallback(self) -> None:
+        """
+        A group takes its first usable member: a missing, drained or full network is passed over for the next one.
+        """
+        full = await self.network("10.1.0.0/24", full=True)
+        drained = await self.network("10.9.0.0/24", drained=True)
+        ok = await self.network("10.2.0.0/24")
+        self.configure(forced=[f"999|{drained.id}|{full.id}|{ok.id}"])
+        created = await self.create(networks=[])
+        self.assertEqual(await self.nics(created["id"]), [(ok.id, 0, "10.2.0.2")])
+        other = await self.network("10.3.0.0/24")
+        self.configure(default=[f"{full.id}|SNF:ANY_PUBLIC_IPV4", f"{other.id}|{ok.id}"])
+        created = await self.createNoNetworks()
+        self.assertEqual(await self.nics(created["id"]), [(ok.id, 0, "10.2.0.3"), (other.id, 1, "10.3.0.2")])
+        self.assertEqual(self.jobNics(), [(f"snf-net-{ok.id}", "10.2.0.3"), (f"snf-net-{other.id}", "10.3.0.2")])
+
+    async def test_misconfigured(self) -> None:
+        """
+        A default or forced network that does not exist (or is deleted) is the operator's error: 503 naming it,
+        logged, and nothing is written (the commission issued in the transaction goes with it).
+        """
+        gone = await self.network("10.1.0.0/24", deleted=True)
+        ok = await self.network("10.2.0.0/24")
+        self.configure(default=["999"])
+        fault = await self.refused(self.noNetworks(), "serviceUnavailable", 503)
+        self.assertIn("network 999 does not exist", fault["message"])
+        self.assertIn("default", fault["message"])
+        self.configure(forced=[f"{gone.id}|SNF:ANY_PUBLIC_IPV6", str(ok.id)])
+        fault = await self.refused(self.body(), "serviceUnavailable", 503)
+        self.assertIn(f"network {gone.id} does not exist", fault["message"])
+        self.assertIn("forced", fault["message"])
+        # the pool of the network that would have been next is untouched
+        self.assertEqual(await self.database.runQuery("SELECT COUNT(*) FROM ips"), [(0,)])
+
+    async def test_exhausted(self) -> None:
+        """
+        No public network with a free address is a 409 conflict, as an exhausted pool of a requested network is, and
+        nothing is written; so is a configured network whose pool is full.
+        """
+        full = await self.network("10.1.0.0/24", full=True)
+        self.configure(default=["SNF:ANY_PUBLIC_IPV4"])
+        fault = await self.refused(self.noNetworks(), "conflict", 409)
+        self.assertIn("no public IPv4 network has a free address", fault["message"])
+        self.configure(forced=[str(full.id)])
+        fault = await self.refused(self.body(), "conflict", 409)
+        self.assertIn(f"no free IPv4 address left in network {full.id}", fault["message"])
+        self.configure(forced=["SNF:ANY_PUBLIC"])
+        await self.refused(self.body(), "conflict", 409)
+
+    async def test_lastAddress(self) -> None:
+        """
+        The address is taken in the create's transaction: with one address left, the second create is refused.
+        """
+        network = await self.network("10.1.0.0/29")
+        for _ in range(4):
+            await self.database.runInteraction(lambda tx: pools.allocateIP(tx, network.id))
+        self.configure(forced=["SNF:ANY_PUBLIC_IPV4"])
+        created = await self.create()
+        self.assertEqual(await self.nics(created["id"]), [(network.id, 0, "10.1.0.6")])
+        reply = await self.call("POST", f"{V}/servers", self.token, self.body())
+        self.assertFault(reply, "conflict", 409)
+        self.assertEqual(await self.serverCount(), 1)
 
 
 class NoBrokerTests(ServersTestCase):
