@@ -343,6 +343,26 @@ class RapiContractMixin(RapiHelpers):
         await self.failsWith(self.client.getInstance(name), errors.RapiNotFound)
         self.assertEqual((await self.client.getNetwork(net))["free_count"], 253)
 
+    async def test_macPrefix(self) -> None:
+        """
+        A network's MAC prefix must be three full octets (Synnefo's pools
+        hand out longer strings, cut to them before they are sent); it is
+        kept lower-cased.
+        """
+        n = uniqueId()
+        name = f"snf-net-{n}"
+        self.cleanupNetwork(name)
+        e = await self.failsWith(
+            self.wait(self.client.createNetwork(name, f"10.{n % 200}.{n % 250}.0/24", mac_prefix="aa:00:0")),
+            errors.JobFailed,
+        )
+        assert isinstance(e, errors.JobFailed)
+        self.assertEqual((e.errorClass, e.errorCode), ("OpPrereqError", "wrong_input"))
+        self.assertIn("aa:00:0", e.message)
+        await self.failsWith(self.client.getNetwork(name), errors.RapiNotFound)
+        await self.wait(self.client.createNetwork(name, f"10.{n % 200}.{n % 250}.0/24", mac_prefix="AA:00:1F"))
+        self.assertEqual((await self.client.getNetwork(name))["mac_prefix"], "aa:00:1f")
+
     async def test_depends(self) -> None:
         """
         A job that depends on another runs after it; its record keeps the dependency.

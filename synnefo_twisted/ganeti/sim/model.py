@@ -9,6 +9,7 @@ Ganeti's CheckPrereq) when it starts running and applied
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid as uuidlib
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,9 @@ class OpError(Exception):
     def result(self) -> list[Any]:
         args: list[Any] = [self.message] if self.code is None else [self.message, self.code]
         return [self.errorClass, args]
+
+
+_MAC_PREFIX = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$", re.IGNORECASE)
 
 
 def _prereq(message: str, code: str = "wrong_input") -> OpError:
@@ -509,6 +513,12 @@ class SimCluster:
             external.add(str(gateway))
         for ip in op.get("add_reserved_ips") or []:
             external.add(str(ip))
+        macPrefix = op.get("mac_prefix")
+        if macPrefix:
+            # as Ganeti 3.0 (NormalizeAndValidateThreeOctetMacPrefix): three full octets
+            if not isinstance(macPrefix, str) or not _MAC_PREFIX.match(macPrefix):
+                raise _prereq(f"Invalid MAC address prefix '{macPrefix}'", "wrong_input")
+            macPrefix = macPrefix.lower()
         if apply:
             self.networks[name] = SimNetwork(
                 name=name,
@@ -517,7 +527,7 @@ class SimCluster:
                 gateway=gateway,
                 network6=op.get("network6"),
                 gateway6=op.get("gateway6"),
-                macPrefix=op.get("mac_prefix"),
+                macPrefix=macPrefix,
                 tags=list(op.get("tags") or []),
                 external=external,
                 reserved={},
