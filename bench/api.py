@@ -9,7 +9,10 @@ Site, no database) in the same run:
     two metadata items);
   - C{POST /compute/v2.0/servers} (a server created per request: quota
     commission, rows, a CreateInstance job on the simulated cluster);
-  - the bare endpoint, measured first and last (the ratios use the first).
+  - the bare endpoint, measured just before each round of each target:
+    every ratio is to the bare figure of the same round, and the median of
+    the rounds is reported with their range (a shared machine drifts
+    between the start and the end of a run).
 
 Every request is token-authenticated as a client does it (C{X-Auth-Token})
 and, as python-requests sends by default (so keystoneauth, openstacksdk and
@@ -25,7 +28,7 @@ answer is read.
 
 Run from the repository root:
 
-    .venv/bin/python -m bench.api [--db sqlite|postgresql|both] [--duration 5] [--connections 10]
+    .venv/bin/python -m bench.api [--db sqlite|postgresql|both] [--duration 2] [--rounds 3] [--connections 10]
 """
 
 from __future__ import annotations
@@ -427,22 +430,26 @@ def measure(databaseURL: str, label: str, options: argparse.Namespace) -> list[d
             )
         )
         targets.append(Target("POST /servers", api, "POST", "/compute/v2.0/servers", tokens["create"], create))
-        targets.append(Target("bare Klein JSON endpoint (again)", bare, "GET", "/bare"))
         for target in targets[:4]:  # warm up
             load(target, options.connections, 1)
-        base: dict[str, float] | None = None
-        for target in targets:
-            name, original = target.name, target.original
-            result = load(target, options.connections, options.duration)
-            if base is None:
-                base = result
-            row = {"db": label, "target": name, **result, "ratio": result["rps"] / base["rps"]}
-            if original is not None and original in SYNNEFO_020:
-                row["vs_synnefo"] = result["rps"] / SYNNEFO_020[original]
-            rows.append(row)
+        bareRounds: list[dict[str, float]] = []
+        for target in targets[1:]:
+            # rounds of the bare endpoint then the target: each ratio is to
+            # the bare figure measured just before, so that drift on a shared
+            # machine between the start and the end of the run cancels out
+            rounds = []
+            for _ in range(options.rounds):
+                bareResult = load(targets[0], options.connections, options.duration)
+                bareRounds.append(bareResult)
+                result = load(target, options.connections, options.duration)
+                rounds.append((result, result["rps"] / bareResult["rps"]))
+            rows.append(_row(label, target, rounds))
+        rows.insert(0, _row(label, targets[0], [(r, 1.0) for r in bareRounds]))
+        for row in rows:
             print(
-                f"  {label:<10} {name:<34} {result['rps']:7.0f} req/s  p50 {result['p50']:6.2f} ms"
-                f"  p99 {result['p99']:6.2f} ms  ratio to bare {row['ratio']:.2f}"
+                f"  {label:<10} {row['target']:<34} {row['rps']:7.0f} req/s  p50 {row['p50']:6.2f} ms"
+                f"  p99 {row['p99']:6.2f} ms  ratio to bare {row['ratio']:.2f}"
+                f" ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
                 + (f"  x{row['vs_synnefo']:.0f} Synnefo 0.20" if "vs_synnefo" in row else ""),
                 flush=True,
             )
@@ -457,10 +464,32 @@ def measure(databaseURL: str, label: str, options: argparse.Namespace) -> list[d
     return rows
 
 
+def _row(label: str, target: Target, rounds: list[tuple[dict[str, float], float]]) -> dict[str, Any]:
+    """
+    A target's figures over its rounds: the medians of its rate, latencies
+    and ratio to the bare endpoint, and the range of the ratio.
+    """
+    ratios = [ratio for _, ratio in rounds]
+    row: dict[str, Any] = {
+        "db": label,
+        "target": target.name,
+        "rounds": len(rounds),
+        "n": sum(r["n"] for r, _ in rounds),
+        **{key: statistics.median(r[key] for r, _ in rounds) for key in ("rps", "p50", "p99")},
+        "ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+    if target.original is not None and target.original in SYNNEFO_020:
+        row["vs_synnefo"] = row["rps"] / SYNNEFO_020[target.original]
+    return row
+
+
 def run(options: argparse.Namespace) -> list[dict[str, Any]]:
     generator = "wrk" if shutil.which("wrk") else "a Python client"
     print(
-        f"{options.connections} connections ({generator}), {options.duration:.0f} s per target,"
+        f"{options.connections} connections ({generator}), {options.rounds} rounds of {options.duration:g} s per target"
+        " (each after one of the bare endpoint),"
         f" {options.flavors} flavors, servers with 1 port, 1 IPv4, 1 volume, 2 metadata items"
     )
     rows: list[dict[str, Any]] = []
@@ -486,7 +515,10 @@ def run(options: argparse.Namespace) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per target")
+    parser.add_argument(
+        "--duration", type=float, default=2.0, help="seconds per round of a target (and of the bare endpoint before it)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per target")
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--flavors", type=int, default=50, help="flavors in the database")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
