@@ -135,29 +135,62 @@ def sleep(seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
 
 
-class _HeldUpstream(ProxyServer):
+class _Tracked(ProxyServer):
+    """
+    One connection through a L{_TrackingProxy}, listed there while it lasts.
+    """
+
+    factory: _TrackingProxy
+
+    def connectionMade(self) -> None:
+        self.factory.connections.append(self)
+        super().connectionMade()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self in self.factory.connections:
+            self.factory.connections.remove(self)
+        super().connectionLost(reason)
+
+
+class _TrackingProxy(ProxyFactory):
+    """
+    A TCP forwarder that knows its connections and can abort them all.
+    """
+
+    protocol = _Tracked
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.connections: list[_Tracked] = []
+
+    def abortAll(self) -> None:
+        """
+        Abort every connection, both of its sides, at once (what was in flight is lost).
+        """
+        for conn in list(self.connections):
+            transports: list[Any] = [conn.transport]
+            if conn.peer is not None:
+                transports.append(conn.peer.transport)
+            for transport in transports:
+                if transport is not None:
+                    transport.abortConnection()
+
+
+class _HeldUpstream(_Tracked):
     """
     One dispatcher connection to the broker: what the dispatcher sends is
     dropped while the proxy is L{BrokerProxy.holding} (acks included).
     """
 
-    def connectionMade(self) -> None:
-        self.factory.connections.append(self)  # type: ignore[attr-defined]
-        super().connectionMade()
-
-    def connectionLost(self, reason: Any = None) -> None:
-        connections = self.factory.connections  # type: ignore[attr-defined]
-        if self in connections:
-            connections.remove(self)
-        super().connectionLost(reason)
+    factory: BrokerProxy
 
     def dataReceived(self, data: bytes) -> None:
-        if self.factory.holding:  # type: ignore[attr-defined]
+        if self.factory.holding:
             return
         super().dataReceived(data)
 
 
-class BrokerProxy(ProxyFactory):
+class BrokerProxy(_TrackingProxy):
     """
     A TCP forwarder between the dispatchers and RabbitMQ that can hold back
     everything the dispatchers send: with it, a dispatcher keeps applying
@@ -171,48 +204,26 @@ class BrokerProxy(ProxyFactory):
     def __init__(self, host: str, port: int) -> None:
         super().__init__(host, port)
         self.holding = False
-        self.connections: list[_HeldUpstream] = []
 
     def cut(self) -> None:
         """
         Abort every connection at once (what was held back is lost) and
         stop holding.
         """
-        for conn in list(self.connections):
-            transports: list[Any] = [conn.transport]
-            if conn.peer is not None:
-                transports.append(conn.peer.transport)
-            for transport in transports:
-                if transport is not None:
-                    transport.abortConnection()
+        self.abortAll()
         self.holding = False
 
 
-class _Partitionable(ProxyServer):
-    def connectionMade(self) -> None:
-        self.factory.connections.append(self)  # type: ignore[attr-defined]
-        super().connectionMade()
-
-    def connectionLost(self, reason: Any = None) -> None:
-        connections = self.factory.connections  # type: ignore[attr-defined]
-        if self in connections:
-            connections.remove(self)
-        super().connectionLost(reason)
-
-
-class PartitionProxy(ProxyFactory):
+class PartitionProxy(_TrackingProxy):
     """
     A TCP forwarder between the dispatchers and PostgreSQL that can play a
     network partition: every connection cut, new ones closed at once,
     until it is healed.
     """
 
-    protocol = _Partitionable
-
     def __init__(self, host: str, port: int) -> None:
         super().__init__(host, port)
         self.partitioned = False
-        self.connections: list[_Partitionable] = []
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.partitioned:
@@ -221,13 +232,7 @@ class PartitionProxy(ProxyFactory):
 
     def partition(self) -> None:
         self.partitioned = True
-        for conn in list(self.connections):
-            transports: list[Any] = [conn.transport]
-            if conn.peer is not None:
-                transports.append(conn.peer.transport)
-            for transport in transports:
-                if transport is not None:
-                    transport.abortConnection()
+        self.abortAll()
 
     def heal(self) -> None:
         self.partitioned = False
