@@ -19,40 +19,19 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from tests.integration.nodeprocess import spawnNode
+from tests.integration.nodeprocess import nodeConfig, spawnNode, vncproxySection
 from tests.web.test_node_servers import freePorts
 from web.seed import DEMO_IMAGE_ID as DEMO_IMAGE
 
-CONFIG = """
-[node]
-roles = ["all"]
-admin_listen = "tcp:0:interface=127.0.0.1"
-state_dir = "./state"
 
-[database]
-url = "sqlite:///./state/synnefo.db"
-
-[ganeti]
-simulated = true
-
-[ganeti-sim]
-rapi_listen = "tcp:0:interface=127.0.0.1"
-persist = false
-job_duration = 0.1
-op_durations = ["OP_INSTANCE_CREATE=0.3"]
-
-[api]
-listen = "tcp:0:interface=127.0.0.1"
-base_url = "http://api.test"
-
-[watcher]
-rescan_interval = 5.0
-
-[vncproxy]
-control_listen = "tcp:{control}:interface=127.0.0.1"
-port_range = [{low}, {high}]
-users_file = "vncproxy-users"
-"""
+def config(control: int, low: int) -> str:
+    return nodeConfig(
+        {
+            "ganeti-sim": {"job_duration": 0.1, "op_durations": ["OP_INSTANCE_CREATE=0.3"]},
+            "watcher": {"rescan_interval": 5.0},
+            "vncproxy": vncproxySection(control, low),
+        }
+    )
 
 
 class EmbeddedLifecycleTests(TestCase):
@@ -89,7 +68,7 @@ class EmbeddedLifecycleTests(TestCase):
         directory = Path(self.mktemp()).resolve()
         (directory / "state").mkdir(parents=True)
         control, low = freePorts(2)
-        (directory / "node.toml").write_text(CONFIG.format(control=control, low=low, high=low + 20))
+        (directory / "node.toml").write_text(config(control, low))
         (directory / "state" / "vncproxy-users").write_text("")
         node = spawnNode(reactor, ["--config", "node.toml", "--no-plugin", "dhcp"], str(directory))
         self.addCleanup(lambda: node.ended)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
@@ -94,3 +97,77 @@ def spawnNode(reactor: Any, args: list[str], cwd: str, env: dict[str, str] | Non
 
 def adminPort(event: dict[str, Any]) -> bool:
     return event.get("listener") == "admin" and "port" in event
+
+
+# a node in a test directory: the embedded database under ./state, the
+# simulated cluster (nothing kept), every listener on a free port
+_BASE_CONFIG: dict[str, dict[str, Any]] = {
+    "node": {"roles": ["all"], "admin_listen": "tcp:0:interface=127.0.0.1", "state_dir": "./state"},
+    "database": {"url": "sqlite:///./state/synnefo.db"},
+    "ganeti": {"simulated": True},
+    "ganeti-sim": {"rapi_listen": "tcp:0:interface=127.0.0.1", "persist": False},
+    "api": {"listen": "tcp:0:interface=127.0.0.1", "base_url": "http://api.test"},
+}
+
+
+def _tomlValue(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_tomlValue(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def nodeConfig(sections: Mapping[str, Mapping[str, object] | None] | None = None) -> str:
+    """
+    The C{node.toml} of a node under test: L{_BASE_CONFIG} with the keys of
+    C{sections} added or replaced (a section given as None is left out).
+    """
+    merged: dict[str, dict[str, object]] = {name: dict(keys) for name, keys in _BASE_CONFIG.items()}
+    for name, keys in (sections or {}).items():
+        if keys is None:
+            merged.pop(name, None)
+        else:
+            merged.setdefault(name, {}).update(keys)
+    return "".join(
+        f"[{name}]\n" + "".join(f"{key} = {_tomlValue(value)}\n" for key, value in keys.items()) + "\n"
+        for name, keys in merged.items()
+    )
+
+
+def vncproxySection(control: int, low: int, **more: object) -> dict[str, object]:
+    """
+    A C{[vncproxy]} whose control socket listens on C{control} and which
+    forwards from 21 ports starting at C{low}, its users in
+    C{state/vncproxy-users}.
+    """
+    return {
+        "control_listen": f"tcp:{control}:interface=127.0.0.1",
+        "port_range": [low, low + 20],
+        "users_file": "vncproxy-users",
+        **more,
+    }
+
+
+def addConsoleUser(directory: Path, control: int) -> Deferred[subprocess.CompletedProcess[str]]:
+    """
+    As C{make run} does: a console secret in C{state/vncproxy-console.secret}
+    (the API's) and the user C{console} with that password in
+    C{state/vncproxy-users} (the proxy's), added by C{snf-vncproxy-users}.
+    The Deferred fires with that command's outcome.
+    """
+    secret = f"console-secret-{control}"
+    (directory / "state" / "vncproxy-console.secret").write_text(secret + "\n")
+    users = str(Path(sys.executable).with_name("snf-vncproxy-users"))
+    return deferToThread(
+        subprocess.run,
+        [users, "-f", "state/vncproxy-users", "add", "console", "--password-stdin"],
+        cwd=str(directory),
+        input=secret + "\n",
+        capture_output=True,
+        text=True,
+    )

@@ -17,7 +17,6 @@ The clients block, so they run in a thread while the reactor waits.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,42 +29,25 @@ from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from tests.integration.nodeprocess import NodeProcess, spawnNode
+from tests.integration.nodeprocess import NodeProcess, addConsoleUser, nodeConfig, spawnNode, vncproxySection
 from tests.web.test_node_servers import freePorts, viewerHandshake
 
-CONFIG = """
-[node]
-roles = ["all"]
-admin_listen = "tcp:0:interface=127.0.0.1"
-state_dir = "./state"
 
-[database]
-url = "sqlite:///./state/synnefo.db"
-
-[ganeti]
-simulated = true
-
-[ganeti-sim]
-rapi_listen = "tcp:0:interface=127.0.0.1"
-persist = false
-job_duration = 0.1
-op_durations = ["OP_INSTANCE_CREATE=0.3"]
-
-[api]
-listen = "tcp:{api}:interface=127.0.0.1"
-base_url = "http://127.0.0.1:{api}"
-console_control = "tls:host=127.0.0.1:port={control}:trustRoots={directory}/ca"
-
-[watcher]
-rescan_interval = 5.0
-
-[vncproxy]
-control_listen = "tcp:{control}:interface=127.0.0.1"
-port_range = [{low}, {high}]
-users_file = "vncproxy-users"
-cert_file = "{directory}/cert.pem"
-key_file = "{directory}/key.pem"
-"""
+def config(control: int, low: int, api: int, directory: Path) -> str:
+    return nodeConfig(
+        {
+            "ganeti-sim": {"job_duration": 0.1, "op_durations": ["OP_INSTANCE_CREATE=0.3"]},
+            "api": {
+                "listen": f"tcp:{api}:interface=127.0.0.1",
+                "base_url": f"http://127.0.0.1:{api}",
+                "console_control": f"tls:host=127.0.0.1:port={control}:trustRoots={directory}/ca",
+            },
+            "watcher": {"rescan_interval": 5.0},
+            "vncproxy": vncproxySection(
+                control, low, cert_file=f"{directory}/cert.pem", key_file=f"{directory}/key.pem"
+            ),
+        }
+    )
 
 
 def settle(get: Any, serverId: str, wanted: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -110,19 +92,8 @@ class RealClientNodeTests(TestCase):
         # With a certificate the proxy's control socket is TLS too: the API verifies it against that certificate.
         (directory / "ca").mkdir()
         (directory / "ca" / "proxy.pem").write_bytes((directory / "cert.pem").read_bytes())
-        config = CONFIG.format(control=control, low=low, high=low + 20, api=api, directory=directory)
-        (directory / "node.toml").write_text(config)
-        secret = f"console-secret-{control}"
-        (directory / "state" / "vncproxy-console.secret").write_text(secret + "\n")
-        users = str(Path(sys.executable).with_name("snf-vncproxy-users"))
-        added = await deferToThread(
-            subprocess.run,
-            [users, "-f", "state/vncproxy-users", "add", "console", "--password-stdin"],
-            cwd=str(directory),
-            input=secret + "\n",
-            capture_output=True,
-            text=True,
-        )
+        (directory / "node.toml").write_text(config(control, low, api, directory))
+        added = await addConsoleUser(directory, control)
         self.assertEqual(added.returncode, 0, added.stderr)
         node = spawnNode(reactor, ["--config", "node.toml", "--no-plugin", "dhcp"], str(directory))
         self.addCleanup(lambda: node.ended)

@@ -22,42 +22,19 @@ from twisted.web.client import HTTPConnectionPool
 
 from synnefo_twisted.ganeti.details import SIM_RAPI_FILE, readSimRapiFile
 from synnefo_twisted.ganeti.rapi import RapiClient
-from tests.integration.nodeprocess import spawnNode
+from tests.integration.nodeprocess import nodeConfig, spawnNode, vncproxySection
 from tests.web.test_node_servers import freePorts
 from web.seed import DEMO_IMAGE_ID as DEMO_IMAGE
 
-CONFIG = """
-[node]
-roles = ["all"]
-admin_listen = "tcp:0:interface=127.0.0.1"
-state_dir = "./state"
 
-[database]
-url = "sqlite:///./state/synnefo.db"
-
-[ganeti]
-simulated = true
-
-[ganeti-sim]
-rapi_listen = "tcp:0:interface=127.0.0.1"
-persist = false
-job_duration = 0.1
-
-[api]
-listen = "tcp:0:interface=127.0.0.1"
-base_url = "http://api.test"
-
-[reconciler]
-initial_delay = 0.5
-period = 1.0
-grace = 0.2
-fix_orphans = true
-
-[vncproxy]
-control_listen = "tcp:{control}:interface=127.0.0.1"
-port_range = [{low}, {high}]
-users_file = "vncproxy-users"
-"""
+def config(control: int, low: int) -> str:
+    return nodeConfig(
+        {
+            "ganeti-sim": {"job_duration": 0.1},
+            "reconciler": {"initial_delay": 0.5, "period": 1.0, "grace": 0.2, "fix_orphans": True},
+            "vncproxy": vncproxySection(control, low),
+        }
+    )
 
 
 class EmbeddedReconcilerTests(TestCase):
@@ -86,7 +63,7 @@ class EmbeddedReconcilerTests(TestCase):
         directory = Path(self.mktemp()).resolve()
         (directory / "state").mkdir(parents=True)
         control, low = freePorts(2)
-        (directory / "node.toml").write_text(CONFIG.format(control=control, low=low, high=low + 20))
+        (directory / "node.toml").write_text(config(control, low))
         (directory / "state" / "vncproxy-users").write_text("")
         node = spawnNode(
             reactor, ["--config", "node.toml", "--no-plugin", "dhcp", "--no-plugin", "watcher"], str(directory)

@@ -18,24 +18,9 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from tests.integration.nodeprocess import spawnNode
+from tests.integration.nodeprocess import nodeConfig, spawnNode
 
-CONFIG = """
-[node]
-roles = []
-admin_listen = "tcp:0:interface=127.0.0.1"
-state_dir = "./state"
-
-[database]
-url = "sqlite:///./state/synnefo.db"
-
-[ganeti]
-simulated = false
-
-[api]
-listen = "tcp:0:interface=127.0.0.1"
-base_url = "http://api.test"
-"""
+CONFIG = nodeConfig({"node": {"roles": []}, "ganeti": {"simulated": False}, "ganeti-sim": None})
 
 # snf-manage with the user and catalog commands registered (until the
 # console script's main module imports them itself).

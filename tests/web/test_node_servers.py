@@ -11,8 +11,6 @@ import json
 import socket
 import sqlite3
 import struct
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +21,11 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from tests.integration.nodeprocess import spawnNode
+from tests.integration.nodeprocess import addConsoleUser, nodeConfig, spawnNode, vncproxySection
 from vncproxy.des import challengeResponse
 from web.seed import DEMO_IMAGE_ID as DEMO_IMAGE
 
-CONFIG = """
-[node]
-roles = []
-admin_listen = "tcp:0:interface=127.0.0.1"
-state_dir = "./state"
-
-[database]
-url = "sqlite:///./state/synnefo.db"
-
-[ganeti]
-simulated = true
-
-[ganeti-sim]
-rapi_listen = "tcp:0:interface=127.0.0.1"
-persist = false
-
-[api]
-listen = "tcp:0:interface=127.0.0.1"
-base_url = "http://api.test"
-"""
+CONFIG = nodeConfig({"node": {"roles": []}})
 
 
 async def createJob(directory: Path, instance: str, final: bool = False) -> dict[str, Any]:
@@ -197,26 +176,16 @@ class NodeConsoleTests(TestCase):
         directory = Path(self.mktemp()).resolve()
         (directory / "state").mkdir(parents=True)
         control, low = freePorts(2)
-        config = CONFIG.replace("persist = false", 'persist = false\nop_durations = ["OP_INSTANCE_CREATE=0.2"]')
-        config = config.replace("[api]\n", f'[api]\nconsole_control = "tcp:host=127.0.0.1:port={control}"\n')
-        config += f"""
-[vncproxy]
-control_listen = "tcp:{control}:interface=127.0.0.1"
-port_range = [{low}, {low + 20}]
-users_file = "vncproxy-users"
-"""
-        (directory / "node.toml").write_text(config)
-        secret = f"console-secret-{control}"
-        (directory / "state" / "vncproxy-console.secret").write_text(secret + "\n")
-        users = str(Path(sys.executable).with_name("snf-vncproxy-users"))
-        added = await deferToThread(
-            subprocess.run,
-            [users, "-f", "state/vncproxy-users", "add", "console", "--password-stdin"],
-            cwd=str(directory),
-            input=secret + "\n",
-            capture_output=True,
-            text=True,
+        config = nodeConfig(
+            {
+                "node": {"roles": []},
+                "ganeti-sim": {"op_durations": ["OP_INSTANCE_CREATE=0.2"]},
+                "api": {"console_control": f"tcp:host=127.0.0.1:port={control}"},
+                "vncproxy": vncproxySection(control, low),
+            }
         )
+        (directory / "node.toml").write_text(config)
+        added = await addConsoleUser(directory, control)
         self.assertEqual(added.returncode, 0, added.stderr)
 
         node = spawnNode(
