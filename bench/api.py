@@ -235,6 +235,17 @@ class Target:
     original: str | None = None
     encoding: str = CLIENT_ACCEPT_ENCODING
 
+    def headers(self) -> dict[str, str]:
+        """
+        The headers of each request (http.client adds C{Accept-Encoding: identity} when there is none).
+        """
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["X-Auth-Token"] = self.token
+        if self.encoding:
+            headers["Accept-Encoding"] = self.encoding
+        return headers
+
 
 # -- the load generators ------------------------------------------------------------------------------------
 
@@ -242,11 +253,6 @@ _WRK_SCRIPT = """
 wrk.method = os.getenv("BENCH_METHOD")
 local body = os.getenv("BENCH_BODY")
 if body ~= "" then wrk.body = body end
-wrk.headers["Content-Type"] = "application/json"
-local token = os.getenv("BENCH_TOKEN")
-if token ~= "" then wrk.headers["X-Auth-Token"] = token end
-local encoding = os.getenv("BENCH_ACCEPT_ENCODING")
-if encoding ~= "" then wrk.headers["Accept-Encoding"] = encoding end
 -- no response() hook: wrk would copy every body into Lua for it, which
 -- costs the load generator (on the same machine) more the larger the answer;
 -- summary.errors.status counts every answer of 400 and above, and each target
@@ -261,24 +267,19 @@ end
 """
 
 
-def wrkLoad(
-    url: str, method: str, token: str | None, body: bytes | None, connections: int, duration: float, encoding: str
-) -> dict[str, float]:
+def wrkLoad(target: Target, connections: int, duration: float) -> dict[str, float]:
     """
     Run wrk (one thread: the other core serves) and read its summary.
     """
+    url = f"http://127.0.0.1:{target.port}{target.path}"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT)
     try:
-        env = dict(
-            os.environ,
-            BENCH_METHOD=method,
-            BENCH_TOKEN=token or "",
-            BENCH_BODY=(body or b"").decode(),
-            BENCH_ACCEPT_ENCODING=encoding,
-        )
+        env = dict(os.environ, BENCH_METHOD=target.method, BENCH_BODY=(target.body or b"").decode())
+        headers = [arg for name, value in target.headers().items() for arg in ("-H", f"{name}: {value}")]
         out = subprocess.run(
             ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s"]
+            + headers
             + ["-s", script.name, url],
             env=env,
             capture_output=True,
@@ -290,7 +291,7 @@ def wrkLoad(
         os.unlink(script.name)
     summary = json.loads(next(line for line in out.splitlines() if line.startswith("BENCH "))[6:])
     if summary["errors"] or summary["socket_errors"]:
-        raise SystemExit(f"{method} {url}: {summary}")
+        raise SystemExit(f"{target.method} {url}: {summary}")
     return {"rps": summary["n"] / summary["seconds"], "p50": summary["p50"], "p99": summary["p99"], "n": summary["n"]}
 
 
@@ -312,33 +313,18 @@ def _client(port: int, method: str, path: str, headers: dict[str, str], body: by
     return latencies, bad
 
 
-def pythonLoad(
-    port: int,
-    method: str,
-    path: str,
-    token: str | None,
-    body: bytes | None,
-    connections: int,
-    duration: float,
-    encoding: str,
-) -> dict[str, float]:
+def pythonLoad(target: Target, connections: int, duration: float) -> dict[str, float]:
     """
     CONNECTIONS client processes, one keep-alive connection each.
     """
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["X-Auth-Token"] = token
-    if encoding:
-        headers["Accept-Encoding"] = encoding
     start = time.time() + 0.5
+    arguments = (target.port, target.method, target.path, target.headers(), target.body, start + duration)
     with multiprocessing.get_context("spawn").Pool(connections) as pool:
-        waiting = [
-            pool.apply_async(_client, (port, method, path, headers, body, start + duration)) for _ in range(connections)
-        ]
+        waiting = [pool.apply_async(_client, arguments) for _ in range(connections)]
         results = [w.get(timeout=duration + 60) for w in waiting]
     every = sorted(x for latencies, _ in results for x in latencies)
     if sum(bad for _, bad in results):
-        raise SystemExit(f"{sum(bad for _, bad in results)} requests {method} {path} failed")
+        raise SystemExit(f"{sum(bad for _, bad in results)} requests {target.method} {target.path} failed")
     return {
         "rps": len(every) / duration,
         "p50": statistics.median(every) * 1000,
@@ -347,39 +333,29 @@ def pythonLoad(
     }
 
 
-def checkStatus(port: int, method: str, path: str, token: str | None, body: bytes | None, encoding: str) -> None:
+def checkStatus(target: Target) -> None:
     """
     One request as the load sends them: it must be answered 200 or 202
     with a body, or the run stops.
     """
     import http.client
 
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
     try:
-        headers = {"Content-Type": "application/json", **({"X-Auth-Token": token} if token else {})}
-        headers["Accept-Encoding"] = encoding or "identity"
-        connection.request(method, path, body=body, headers=headers)
+        connection.request(target.method, target.path, body=target.body, headers=target.headers())
         response = connection.getresponse()
         answer = response.read()
     finally:
         connection.close()
     if response.status not in (200, 202) or not answer:
-        raise SystemExit(f"{method} {path}: answered {response.status} {answer[:200]!r}")
+        raise SystemExit(f"{target.method} {target.path}: answered {response.status} {answer[:200]!r}")
 
 
 def load(target: Target, connections: int, duration: float) -> dict[str, float]:
-    port, method, path, token, body, encoding = (
-        target.port,
-        target.method,
-        target.path,
-        target.token,
-        target.body,
-        target.encoding,
-    )
-    checkStatus(port, method, path, token, body, encoding)
+    checkStatus(target)
     if shutil.which("wrk"):
-        return wrkLoad(f"http://127.0.0.1:{port}{path}", method, token, body, connections, duration, encoding)
-    return pythonLoad(port, method, path, token, body, connections, duration, encoding)
+        return wrkLoad(target, connections, duration)
+    return pythonLoad(target, connections, duration)
 
 
 # -- the run ------------------------------------------------------------------------------------------------
